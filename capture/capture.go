@@ -1,0 +1,65 @@
+// Package capture turns cameras and triggers into frames.
+//
+// Data flows one way: a Trigger says when, a Source says what, and Loop joins
+// the two into a stream of Frames handed to the caller (the agent's queue).
+//
+//	trigger → capture → queue → sender → receiver → store
+//
+// Sources own their device. Exactly one goroutine calls a Source's methods;
+// none of them is safe for concurrent use, mirroring the V4L2 library below.
+package capture
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Frame is one captured, encoded image. Data is owned by the Frame: it never
+// aliases a driver buffer, so it stays valid after the source moves on or is
+// closed.
+type Frame struct {
+	Data    []byte    // complete encoded image (JPEG unless Format says otherwise)
+	Format  string    // "jpeg", "png" or "bin"
+	Seq     uint64    // per-source sequence number, strictly increasing from 1
+	Time    time.Time // capture time: when the frame was taken from the device
+	Source  string    // source kind and device, e.g. "v4l2:/dev/video0"
+	Trigger string    // what caused it: "continuous", "interval", "gpio", "signal", "pre-trigger"
+}
+
+// Source produces frames.
+type Source interface {
+	// Capture returns the next frame exposed after Capture was called: never
+	// a stale frame left in a driver queue while the source sat idle. It
+	// blocks until a frame is ready or ctx is done. A source that lost its
+	// device returns an error wrapping ErrDeviceGone; the caller decides
+	// whether to reopen (see Reopener).
+	Capture(ctx context.Context) (Frame, error)
+	// Close releases the device. It is safe to call more than once.
+	Close() error
+}
+
+// Event is one firing of a Trigger.
+type Event struct {
+	Time   time.Time // when the trigger fired (edge time for GPIO)
+	Kind   string    // "continuous", "interval", "gpio", "signal"
+	Frames int       // frames to capture for this event; 0 means 1
+	// Pre is how many buffered pre-trigger frames to emit before the event's
+	// own frames (motion's pre_capture). 0 means none.
+	Pre int
+}
+
+// Trigger says when to capture.
+type Trigger interface {
+	// Wait blocks until the next event or until ctx is done, in which case
+	// it returns ctx.Err().
+	Wait(ctx context.Context) (Event, error)
+	// Close releases the trigger's resources (a GPIO line, a signal
+	// subscription). It is safe to call more than once.
+	Close() error
+}
+
+// ErrDeviceGone marks errors after which a source's device must be closed
+// and reopened: unplugged camera (ENODEV), I/O error (EIO), a stalled stream
+// (no frame within the timeout), a dead child process.
+var ErrDeviceGone = errors.New("capture device gone")

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -36,7 +37,7 @@ const maxSizeDigits = 18
 //
 // It returns ErrIncomplete when buf holds only the start of a message, and
 // ErrNeedSettle when buf ends right after the digits of an unterminated
-// SIZE: call again with settled=true once the peer has been quiet for the
+// SIZE (or inside "BYE BYE "): call again with settled=true once the peer has been quiet for the
 // settle window, which accepts the line as it stands. A *ProtocolError
 // means the bytes are not this protocol.
 func ParseRequest(buf []byte, settled bool) (Request, int, error) {
@@ -52,7 +53,7 @@ func ParseRequest(buf []byte, settled bool) (Request, int, error) {
 	case len(rest) == 0:
 		return Request{}, 0, ErrIncomplete
 	case rest[0] == 'B':
-		return parseBye(buf, i)
+		return parseBye(buf, i, settled)
 	case rest[0] == 'S':
 		return parseSize(buf, i, settled)
 	}
@@ -62,15 +63,15 @@ func ParseRequest(buf []byte, settled bool) (Request, int, error) {
 // parseBye accepts "BYE", optionally followed by " BYE" and whitespace, the
 // way the seed server's startswith('BYE') does. Whatever follows is left in
 // the buffer; the server closes after BYE anyway.
-func parseBye(buf []byte, i int) (Request, int, error) {
+func parseBye(buf []byte, i int, settled bool) (Request, int, error) {
 	rest := buf[i:]
-	if len(rest) < len(Bye) && hasPrefixOf(rest, Bye) {
-		// "BYE" alone is enough; keep reading only while it could still
-		// grow into the canonical "BYE BYE ".
+	if len(rest) < len(Bye) && hasPrefixOf(rest, Bye) && !settled {
+		// "BYE" alone is enough once the peer goes quiet; until then it
+		// may still grow into the canonical "BYE BYE ".
 		if len(rest) < 3 {
 			return Request{}, 0, ErrIncomplete
 		}
-		return Request{Kind: KindBye}, len(buf), nil
+		return Request{}, 0, ErrNeedSettle
 	}
 	if len(rest) < 3 || string(rest[:3]) != "BYE" {
 		return Request{}, 0, &ProtocolError{Reason: ReasonProtocol, Msg: "expected SIZE or BYE", Bytes: snippet(rest)}
@@ -96,21 +97,17 @@ func parseSize(buf []byte, i int, settled bool) (Request, int, error) {
 	if string(rest[:4]) != sizeVerb || (rest[4] != ' ' && rest[4] != '\t') {
 		return Request{}, 0, &ProtocolError{Reason: ReasonProtocol, Msg: "expected SIZE or BYE", Bytes: snippet(rest)}
 	}
-	// The whole line must fit in MaxLine, terminated or not.
-	line := rest
-	lineEnd := -1
-	for j, c := range rest {
-		if c == '\n' {
-			lineEnd = j
-			break
-		}
-		if j >= MaxLine {
-			return Request{}, 0, &ProtocolError{Reason: ReasonProtocol, Msg: "SIZE line longer than " + strconv.Itoa(MaxLine) + " bytes", Bytes: snippet(rest)}
-		}
-	}
+	// The whole line must fit in MaxLine, terminated or not. The verdict
+	// on a too-long line waits until the size itself has been judged, so
+	// that it does not depend on how much of the line has arrived.
+	window := rest[:min(len(rest), MaxLine+1)]
+	lineEnd := bytes.IndexByte(window, '\n')
 	terminated := lineEnd >= 0
+	line, tooLong := window, false
 	if terminated {
 		line = rest[:lineEnd]
+	} else if len(window) > MaxLine {
+		tooLong = true
 	}
 	j := 5
 	for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
@@ -146,6 +143,9 @@ func parseSize(buf []byte, i int, settled bool) (Request, int, error) {
 		if c == '\r' {
 			return Request{}, 0, &ProtocolError{Reason: ReasonProtocol, Msg: "stray carriage return in SIZE line", Bytes: snippet(line)}
 		}
+	}
+	if tooLong {
+		return Request{}, 0, &ProtocolError{Reason: ReasonProtocol, Msg: "SIZE line longer than " + strconv.Itoa(MaxLine) + " bytes", Bytes: snippet(line)}
 	}
 	if !terminated && !settled {
 		// Extension tokens arrive with a terminator; wait for it.
@@ -213,9 +213,9 @@ func (d *Decoder) Buffered() int { return d.w - d.r }
 // mid-message. It leaves the connection's read deadline set; callers set
 // their own before reading payload.
 func (d *Decoder) ReadRequest(deadline time.Time) (Request, error) {
-	if err := d.c.SetReadDeadline(deadline); err != nil {
-		return Request{}, err
-	}
+	// A failed SetReadDeadline means the connection is closed; the next
+	// Read reports that, so its error is not checked here.
+	_ = d.c.SetReadDeadline(deadline)
 	settling := false
 	for {
 		req, n, err := ParseRequest(d.buf[d.r:d.w], false)
@@ -235,14 +235,10 @@ func (d *Decoder) ReadRequest(deadline time.Time) (Request, error) {
 				until = deadline
 			}
 			settling = true
-			if err := d.c.SetReadDeadline(until); err != nil {
-				return Request{}, err
-			}
+			_ = d.c.SetReadDeadline(until)
 		case settling:
 			settling = false
-			if err := d.c.SetReadDeadline(deadline); err != nil {
-				return Request{}, err
-			}
+			_ = d.c.SetReadDeadline(deadline)
 		}
 		rerr := d.fill()
 		if rerr == nil {

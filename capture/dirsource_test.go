@@ -1,0 +1,221 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"image/color"
+	"image/png"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func dirTestPNG(t *testing.T) []byte {
+	t.Helper()
+	img := image.NewGray(image.Rect(0, 0, 8, 6))
+	img.SetGray(3, 2, color.Gray{Y: 200})
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func dirTestWrite(t *testing.T, dir, name string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func dirTestNew(t *testing.T, opts DirSourceOptions) (*DirSource, *bytes.Buffer) {
+	t.Helper()
+	var logs bytes.Buffer
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	d, err := NewDirSource(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d, &logs
+}
+
+func dirTestCapture(t *testing.T, d *DirSource) Frame {
+	t.Helper()
+	f, err := d.Capture(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, format, err := image.Decode(bytes.NewReader(f.Data)); err != nil || format != f.Format {
+		t.Fatalf("frame %d (%s) decodes as %q: %v", f.Seq, f.Format, format, err)
+	}
+	return f
+}
+
+func TestDirSourceOrderSkipAndExhaust(t *testing.T) {
+	dir := t.TempDir()
+	jpg := splitTestJPEG(t, 16, 16, 61)
+	pngData := dirTestPNG(t)
+	dirTestWrite(t, dir, "b.jpg", jpg)
+	dirTestWrite(t, dir, "a.png", pngData)
+	dirTestWrite(t, dir, "c.JPEG", pngData) // a PNG misnamed: the bytes decide
+	dirTestWrite(t, dir, "d.jpg", []byte("<html>not an image</html>"))
+	dirTestWrite(t, dir, "e.jpg", jpg[:len(jpg)/2])
+	dirTestWrite(t, dir, "f.png", pngData[:len(pngData)-5])
+	dirTestWrite(t, dir, "g.jpg", nil)
+	dirTestWrite(t, dir, "h.jpeg", jpg)
+	dirTestWrite(t, dir, "notes.txt", jpg)
+	dirTestWrite(t, dir, ".partial.jpg", jpg)
+	if err := os.Mkdir(filepath.Join(dir, "sub.jpg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	d, logs := dirTestNew(t, DirSourceOptions{Dir: dir})
+	want := []struct {
+		name, format string
+		data         []byte
+	}{{"a.png", "png", pngData}, {"b.jpg", "jpeg", jpg}, {"c.JPEG", "png", pngData}, {"h.jpeg", "jpeg", jpg}}
+	for i, w := range want {
+		f := dirTestCapture(t, d)
+		if f.Seq != uint64(i+1) || f.Format != w.format || !bytes.Equal(f.Data, w.data) ||
+			f.Source != "dir:"+dir || f.Time.IsZero() {
+			t.Fatalf("frame %d: seq %d format %q source %q, %d bytes; want %s", i+1, f.Seq, f.Format, f.Source,
+				len(f.Data), w.name)
+		}
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := d.Capture(context.Background()); !errors.Is(err, ErrExhausted) {
+			t.Fatalf("after the last file: %v, want ErrExhausted", err)
+		}
+	}
+	for _, want := range []string{
+		"file=d.jpg reason=\"neither JPEG nor PNG (starts with 3c 68 74 6d",
+		"file=e.jpg reason=\"JPEG structure is incomplete",
+		"file=f.png reason=\"PNG does not end with an IEND chunk",
+		"file=g.jpg reason=\"file is empty\"",
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+	if strings.Contains(logs.String(), "partial") || strings.Contains(logs.String(), "notes") {
+		t.Errorf("ignored names were looked at:\n%s", logs)
+	}
+}
+
+func TestDirSourceVanishedAndOversizedFiles(t *testing.T) {
+	dir := t.TempDir()
+	jpg := splitTestJPEG(t, 16, 16, 62)
+	big := splitTestJPEG(t, 64, 64, 63)
+	dirTestWrite(t, dir, "1.jpg", jpg)
+	dirTestWrite(t, dir, "2.jpg", big)
+	dirTestWrite(t, dir, "3.jpg", jpg)
+	d, logs := dirTestNew(t, DirSourceOptions{Dir: dir, MaxFileSize: int64(len(big) - 1)})
+	if err := os.Remove(filepath.Join(dir, "1.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	if f := dirTestCapture(t, d); f.Seq != 1 || !bytes.Equal(f.Data, jpg) {
+		t.Fatalf("got frame %d of %d bytes, want 3.jpg", f.Seq, len(f.Data))
+	}
+	for _, want := range []string{"file=1.jpg reason=\"file vanished\"", "file=2.jpg reason=\"file is"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+	if !strings.Contains(logs.String(), "-byte limit") {
+		t.Errorf("oversized file's reason does not state the limit:\n%s", logs)
+	}
+}
+
+func TestDirSourceLoopRescans(t *testing.T) {
+	dir := t.TempDir()
+	jpgA := splitTestJPEG(t, 16, 16, 64)
+	jpgB := splitTestJPEG(t, 16, 16, 65)
+	jpgC := splitTestJPEG(t, 16, 16, 66)
+	dirTestWrite(t, dir, "a.jpg", jpgA)
+	dirTestWrite(t, dir, "b.jpg", jpgB)
+	d, _ := dirTestNew(t, DirSourceOptions{Dir: dir, Loop: true})
+
+	var got [][]byte
+	for i := 0; i < 2; i++ {
+		got = append(got, dirTestCapture(t, d).Data)
+	}
+	dirTestWrite(t, dir, "c.jpg", jpgC) // appears in the next pass
+	for i := 0; i < 4; i++ {
+		f := dirTestCapture(t, d)
+		if f.Seq != uint64(len(got)+1) {
+			t.Fatalf("seq %d, want %d", f.Seq, len(got)+1)
+		}
+		got = append(got, f.Data)
+	}
+	want := [][]byte{jpgA, jpgB, jpgA, jpgB, jpgC, jpgA}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("frame %d is not the expected file", i+1)
+		}
+	}
+}
+
+func TestDirSourceLoopWithoutReadableImages(t *testing.T) {
+	dir := t.TempDir()
+	dirTestWrite(t, dir, "a.jpg", []byte("nope"))
+	d, _ := dirTestNew(t, DirSourceOptions{Dir: dir, Loop: true})
+	for i := 0; i < 2; i++ { // one error per pass, never a spin
+		_, err := d.Capture(context.Background())
+		if !errors.Is(err, ErrDeviceGone) || !strings.Contains(err.Error(), "none of the 1 image files in the folder was readable") {
+			t.Fatalf("pass without a readable image: %v", err)
+		}
+	}
+	jpg := splitTestJPEG(t, 16, 16, 67)
+	dirTestWrite(t, dir, "b.jpg", jpg)
+	if f := dirTestCapture(t, d); !bytes.Equal(f.Data, jpg) || f.Seq != 1 {
+		t.Fatalf("after a good file appeared: seq %d", f.Seq)
+	}
+	os.Remove(filepath.Join(dir, "a.jpg"))
+	os.Remove(filepath.Join(dir, "b.jpg"))
+	_, err := d.Capture(context.Background())
+	if !errors.Is(err, ErrDeviceGone) || !strings.Contains(err.Error(), "no .jpg, .jpeg or .png files left") {
+		t.Fatalf("emptied folder: %v", err)
+	}
+	os.RemoveAll(dir)
+	if _, err := d.Capture(context.Background()); !errors.Is(err, ErrDeviceGone) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("removed folder: %v", err)
+	}
+}
+
+func TestDirSourceOptionsAndLifecycle(t *testing.T) {
+	empty := t.TempDir()
+	dirTestWrite(t, empty, "readme.txt", []byte("x"))
+	for _, tc := range []struct {
+		opts DirSourceOptions
+		want string
+	}{
+		{DirSourceOptions{}, "no directory given"},
+		{DirSourceOptions{Dir: filepath.Join(empty, "missing")}, "reading " + filepath.Join(empty, "missing")},
+		{DirSourceOptions{Dir: empty}, "no .jpg, .jpeg or .png files in " + empty},
+		{DirSourceOptions{Dir: empty, MaxFileSize: -1}, "max file size -1 is negative"},
+	} {
+		if _, err := NewDirSource(tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want it to mention %q", tc.opts, err, tc.want)
+		}
+	}
+	dir := t.TempDir()
+	dirTestWrite(t, dir, "a.jpg", splitTestJPEG(t, 16, 16, 68))
+	d, _ := dirTestNew(t, DirSourceOptions{Dir: dir})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := d.Capture(ctx); err != context.Canceled {
+		t.Fatalf("cancelled capture: %v", err)
+	}
+	d.Close()
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Capture(context.Background()); err == nil || !strings.Contains(err.Error(), "after close") {
+		t.Fatalf("capture after close: %v", err)
+	}
+}

@@ -99,7 +99,7 @@ func TestCrashRecovery(t *testing.T) {
 				t.Fatalf("child stopped after %d frames: %s", acked, stderr.String())
 			}
 
-			q, _ := openQ(t, Options{SpoolDir: dir})
+			q, lb := openQ(t, Options{SpoolDir: dir})
 			st := q.Stats()
 			if st.Dropped[ReasonCorrupt] != 0 {
 				t.Fatalf("a SIGKILL left corrupt files: %+v", st.Dropped)
@@ -118,7 +118,8 @@ func TestCrashRecovery(t *testing.T) {
 			if last := got[len(got)-1].Seq; last < acked {
 				t.Fatalf("recovered up to seq %d, but the child had acknowledged %d", last, acked)
 			}
-			t.Logf("%s: child acknowledged %d frames before the kill was sent, %d recovered", tc.mode, acked, len(got))
+			t.Logf("%s: child acknowledged %d frames before the kill was sent, %d recovered, torn writes cleaned: %d",
+				tc.mode, acked, len(got), len(lb.lines("unfinished spool writes")))
 		})
 	}
 }

@@ -407,3 +407,57 @@ func TestOptions(t *testing.T) {
 		}
 	}
 }
+
+// Close racing with producers: every Put that returned nil is in the spool
+// afterwards, whether it was in memory, being written, or written.
+func TestCloseDuringPuts(t *testing.T) {
+	const producers, perProducer = 3, 400
+	dir := t.TempDir()
+	q, _ := openQ(t, Options{SpoolDir: dir, MemoryFrames: 4, NoFsync: true})
+	var mu sync.Mutex
+	accepted := map[string]uint64{} // source -> last seq Put accepted
+	total := 0
+	half := make(chan struct{})
+	var wg sync.WaitGroup
+	for p := range producers {
+		wg.Go(func() {
+			src := fmt.Sprintf("p%d", p)
+			for s := uint64(1); s <= perProducer; s++ {
+				err := q.Put(capture.Frame{Data: payload(src, s, 128), Seq: s, Time: time.Now(), Source: src, Trigger: "interval"})
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				accepted[src] = s
+				if total++; total == producers*perProducer/4 {
+					close(half)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	<-half
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+
+	q2, _ := openQ(t, Options{SpoolDir: dir})
+	got := map[string]uint64{}
+	for _, f := range drain(t, q2) {
+		if f.Seq != got[f.Source]+1 {
+			t.Fatalf("%s: seq %d after %d", f.Source, f.Seq, got[f.Source])
+		}
+		got[f.Source] = f.Seq
+	}
+	for src, last := range accepted {
+		if got[src] != last {
+			t.Fatalf("%s: Put accepted up to seq %d, spool held up to %d", src, last, got[src])
+		}
+	}
+	wantDropped(t, q, nil)
+}

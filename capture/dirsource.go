@@ -188,16 +188,21 @@ var dirPNGMagic = []byte("\x89PNG\r\n\x1a\n")
 var dirPNGEnd = []byte("\x00\x00\x00\x00IEND\xae\x42\x60\x82")
 
 // dirCheckImage detects the format from magic bytes and rejects files that
-// are visibly incomplete (a copy still in progress): a JPEG must be a full
-// SOI…EOI marker structure, a PNG must end with its IEND chunk. Trailing
-// bytes after a JPEG's EOI, which some cameras append, are accepted.
+// are visibly incomplete (a copy still in progress): a JPEG must pass
+// ValidateJPEG up to its EOI, a PNG must end with its IEND chunk. Bytes
+// after a JPEG's EOI (phones append motion-photo video there) are accepted
+// and replayed with the file.
 func dirCheckImage(b []byte) (string, error) {
 	switch {
 	case len(b) == 0:
 		return "", errors.New("file is empty")
 	case len(b) >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF:
-		if jpegFrameLen(b) < 0 {
-			return "", fmt.Errorf("JPEG structure is incomplete or broken (%d bytes)", len(b))
+		n := jpegFrameLen(b)
+		if n < 0 {
+			n = len(b) // no complete frame: let ValidateJPEG say what is wrong
+		}
+		if err := ValidateJPEG(b[:n]); err != nil {
+			return "", fmt.Errorf("JPEG of %d bytes: %w", len(b), err)
 		}
 		return "jpeg", nil
 	case bytes.HasPrefix(b, dirPNGMagic):

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -94,7 +95,7 @@ func TestDirSourceOrderSkipAndExhaust(t *testing.T) {
 	}
 	for _, want := range []string{
 		"file=d.jpg reason=\"neither JPEG nor PNG (starts with 3c 68 74 6d",
-		"file=e.jpg reason=\"JPEG structure is incomplete",
+		"file=e.jpg reason=\"JPEG of " + strconv.Itoa(len(jpg)/2) + " bytes: frame truncated: ",
 		"file=f.png reason=\"PNG does not end with an IEND chunk",
 		"file=g.jpg reason=\"file is empty\"",
 	} {

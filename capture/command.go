@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -55,13 +54,14 @@ type CommandOptions struct {
 }
 
 // CommandStats counts what a CommandSource did. Frames = Delivered +
-// Discarded (+ frames in flight to a Capture that gave up).
+// Discarded + Rejected.
 type CommandStats struct {
 	Starts        uint64     // children started
 	Exits         uint64     // children that ended, for any reason
 	Frames        uint64     // complete frames read from the children
 	Delivered     uint64     // frames returned by Capture
-	Discarded     uint64     // frames that arrived while no Capture was waiting
+	Discarded     uint64     // frames that arrived while no Capture was waiting, or after it gave up
+	Rejected      uint64     // frames a waiting Capture could not use: no frame header, broken segments
 	Split         SplitStats // splitter counters summed over all children
 	StderrLines   uint64     // stderr lines logged
 	StderrDropped uint64     // stderr lines over the rate limit, counted only
@@ -72,6 +72,10 @@ type CommandStats struct {
 // JPEGs) to its standard output and turns the stream into frames: the way
 // to use CSI cameras on current Raspberry Pi OS, through
 // `rpicam-vid -t 0 --codec mjpeg -o -`, or anything ffmpeg can read.
+//
+// Every delivered frame passes FixMJPEG (Huffman tables inserted when the
+// stream leaves them out, as MJPEG copied from UVC cameras does) and
+// ValidateJPEG, so it decodes on its own.
 //
 // Freshness: the child's output is read continuously, so the pipe never
 // holds old frames, and a frame that completes while no Capture is waiting
@@ -450,12 +454,24 @@ func (c *CommandSource) readFrames(child *cmdChild, done chan<- struct{}) {
 			child.gotFrame = true
 			c.bo.Reset() // this run works: the next failure starts the schedule afresh
 		}
-		if c.waiter != nil && c.child == child {
-			c.waiter <- Frame{Data: bytes.Clone(data), Time: arrived}
-			c.waiter = nil
-		} else {
+		if c.waiter == nil || c.child != child {
 			c.stats.Discarded++
+			c.mu.Unlock()
+			continue
 		}
+		// The copy the Frame owns is also where missing Huffman tables go.
+		fixed, err := FixMJPEG(make([]byte, 0, len(data)+StandardDHTSize), data)
+		if err == nil {
+			err = ValidateJPEG(fixed)
+		}
+		if err != nil {
+			c.stats.Rejected++
+			c.mu.Unlock()
+			c.log.Warn("dropping undecodable frame from child", "source", c.source, "pid", child.pid, "err", err)
+			continue
+		}
+		c.waiter <- Frame{Data: fixed, Time: arrived}
+		c.waiter = nil
 		c.mu.Unlock()
 	}
 	// Output ended. Normally the leader is exiting; one that closed its

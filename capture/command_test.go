@@ -48,14 +48,25 @@ func init() {
 //	spam        flood stderr, then stream
 //
 // $HELPER_STDERR lines (split on |) go to stderr first; $HELPER_IGNORE_TERM=1
-// ignores SIGTERM.
+// ignores SIGTERM; $HELPER_NODHT=1 leaves the Huffman tables out of every
+// frame, like UVC MJPEG; $HELPER_PREFIX_BAD=1 writes an undecodable frame
+// before every good one.
 func cmdTestHelper(mode string) int {
 	env := func(k string) string { return os.Getenv("FRAMEPUSH_HELPER_" + k) }
 	base := cmdTestBaseJPEG()
+	if env("NODHT") == "1" {
+		base = cmdTestStripDHT(base)
+	}
+	// A scan without a frame header: the splitter passes it, no decoder can.
+	bad := []byte{0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02, 0x12, 0x34, 0xFF, 0xD9}
 	n := 0
 	write := func() bool {
 		n++
-		_, err := os.Stdout.Write(cmdTestFrame(base, n))
+		out := cmdTestFrame(base, n)
+		if env("PREFIX_BAD") == "1" {
+			out = append(bad[:len(bad):len(bad)], out...)
+		}
+		_, err := os.Stdout.Write(out)
 		return err == nil
 	}
 	stream := func() int {
@@ -135,6 +146,20 @@ func cmdTestBaseJPEG() []byte {
 		panic(err)
 	}
 	return buf.Bytes()
+}
+
+// cmdTestStripDHT removes the Huffman table segments from a baseline JPEG.
+func cmdTestStripDHT(b []byte) []byte {
+	out := []byte{0xFF, 0xD8}
+	p := 2
+	for b[p+1] != 0xDA { // up to the first scan
+		n := 2 + (int(b[p+2])<<8 | int(b[p+3]))
+		if b[p+1] != 0xC4 {
+			out = append(out, b[p:p+n]...)
+		}
+		p += n
+	}
+	return append(out, b[p:]...)
 }
 
 // cmdTestFrame numbers a copy of base with a COM segment "frame=n".
@@ -457,6 +482,32 @@ func TestCommandSourceLeaderExitClearsGroup(t *testing.T) {
 	}
 	grandchild := cmdTestGrandchild(t, logs)
 	cmdTestEventually(t, "the orphaned grandchild to die", func() bool { return cmdTestGone(grandchild) })
+}
+
+// TestCommandSourceRepairsAndRejects: frames without Huffman tables are
+// repaired, undecodable ones skipped while Capture keeps waiting.
+func TestCommandSourceRepairsAndRejects(t *testing.T) {
+	base := cmdTestBaseJPEG()
+	if _, err := jpeg.Decode(bytes.NewReader(cmdTestStripDHT(base))); err == nil {
+		t.Fatal("a JPEG without DHT decodes here; the test would prove nothing")
+	}
+	logs := &cmdTestLog{}
+	c := cmdTestNew(t, cmdTestOptions(t, logs, "stream", "FRAMEPUSH_HELPER_NODHT=1", "FRAMEPUSH_HELPER_PREFIX_BAD=1"),
+		cmdHooks{})
+	for i := 0; i < 200 && c.Stats().Rejected == 0; i++ {
+		f, err := c.Capture(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmdTestFrameIndex(t, f) // decodes: tables inserted
+	}
+	st := c.Stats()
+	if st.Rejected == 0 {
+		t.Fatalf("no undecodable frame was ever rejected: %+v", st)
+	}
+	if !strings.Contains(logs.String(), "before any frame header (SOF)") {
+		t.Errorf("rejection reason not logged:\n%s", logs)
+	}
 }
 
 func TestCommandSourceStall(t *testing.T) {

@@ -1,0 +1,495 @@
+package receiver
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"framepush/wire"
+)
+
+var (
+	answerGotSize  = []byte(wire.GotSize)
+	answerGotImage = []byte(wire.GotImage)
+)
+
+// conn is one client connection.
+type conn struct {
+	s      *Server
+	nc     net.Conn // the accepted connection; closing it stops everything
+	rw     net.Conn // nc, or the TLS connection over it
+	pc     *peekConn
+	dec    *wire.Decoder
+	peer   string
+	folder string // client folder when the frame carries no name=
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	idle    bool // between frames: Shutdown may close it at once
+	stopped bool // Shutdown began: finish the frame in flight, then close
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	peer := "unknown"
+	if a := nc.RemoteAddr(); a != nil {
+		peer = a.String()
+	}
+	return &conn{
+		s:      s,
+		nc:     nc,
+		peer:   peer,
+		folder: peerFolder(nc.RemoteAddr()),
+		log:    s.log.With("peer", peer, "conn", s.connSeq.Add(1)),
+		idle:   true,
+	}
+}
+
+// stop is Shutdown's request: an idle connection is closed now, a busy one
+// after its frame.
+func (c *conn) stop() {
+	c.mu.Lock()
+	c.stopped = true
+	if c.idle {
+		c.nc.Close()
+	}
+	c.mu.Unlock()
+}
+
+func (c *conn) isStopped() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopped
+}
+
+// setIdle marks the connection idle or busy; it reports false once
+// Shutdown began, in which case no new frame may start.
+func (c *conn) setIdle(idle bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return false
+	}
+	c.idle = idle
+	return true
+}
+
+// failure is how a connection ended when it did not end cleanly.
+type failure struct {
+	reason string // counted refusal reason; "" counts nothing
+	answer bool   // send "ERR <reason> <detail>" (the peer may still listen)
+	detail string
+	msg    string // what happened, for the log
+	bytes  []byte // offending bytes, quoted in the log; nil when none apply
+	err    error
+}
+
+func (c *conn) serve() {
+	s := c.s
+	defer s.untrack(c)
+	start := time.Now()
+	c.rw = c.nc
+	if s.opt.TLS != nil {
+		tc := tls.Server(c.nc, s.opt.TLS)
+		ctx, cancel := context.WithDeadline(context.Background(), start.Add(s.opt.HandshakeTimeout))
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			if !c.isStopped() {
+				c.report(&failure{reason: ReasonTLS, msg: "TLS handshake failed", err: err})
+			}
+			c.nc.Close()
+			return
+		}
+		c.rw = tc
+		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+			c.log = c.log.With("client_cert", certs[0].Subject.String())
+		}
+	}
+	c.pc = &peekConn{Conn: c.rw}
+	c.dec = wire.NewDecoder(c.pc, s.opt.Settle)
+	c.log.Debug("connection opened")
+
+	f := c.loop(start)
+	if f == nil {
+		c.nc.Close()
+		return
+	}
+	c.report(f)
+	if !f.answer {
+		c.nc.Close()
+		return
+	}
+	wait := min(time.Second, s.opt.HandshakeTimeout)
+	_ = c.rw.SetWriteDeadline(time.Now().Add(wait))
+	_, _ = c.rw.Write(wire.AppendError(nil, f.reason, f.detail))
+	lingerClose(c.rw, wait)
+	c.nc.Close()
+}
+
+// report logs f and counts its reason.
+func (c *conn) report(f *failure) {
+	attrs := make([]any, 0, 8)
+	if f.reason != "" {
+		c.s.m.reject(f.reason)
+		attrs = append(attrs, "reason", f.reason)
+	}
+	if f.err != nil {
+		attrs = append(attrs, "error", f.err.Error())
+	}
+	if f.bytes != nil {
+		attrs = append(attrs, "bytes", wire.Quote(f.bytes))
+	}
+	if f.answer {
+		attrs = append(attrs, "answer", string(wire.AppendError(nil, f.reason, f.detail)))
+	}
+	c.log.Warn(f.msg, attrs...)
+}
+
+// loop serves requests until the connection ends; nil means a clean end.
+func (c *conn) loop(start time.Time) *failure {
+	o := &c.s.opt
+	deadline := start.Add(o.HandshakeTimeout)
+	for frames := 0; ; frames++ {
+		req, err := c.dec.ReadRequest(deadline)
+		if err != nil {
+			return c.requestFailure(err, frames)
+		}
+		if req.Kind == wire.KindBye {
+			return c.afterBye()
+		}
+		if !c.setIdle(false) {
+			return nil // shutting down: this frame is not started, the client resends it
+		}
+		if f := c.receive(req); f != nil {
+			return f
+		}
+		if !c.setIdle(true) {
+			return nil
+		}
+		// Between frames the client may think for IdleTimeout; once it
+		// starts a request it has HandshakeTimeout to finish it.
+		if c.dec.Buffered() == 0 {
+			if err := c.pc.waitByte(time.Now().Add(o.IdleTimeout)); err != nil {
+				return c.idleEnd(err, frames+1)
+			}
+		}
+		deadline = time.Now().Add(o.HandshakeTimeout)
+	}
+}
+
+func (c *conn) requestFailure(err error, frames int) *failure {
+	if c.isStopped() {
+		return nil
+	}
+	var pe *wire.ProtocolError
+	switch {
+	case errors.Is(err, io.EOF):
+		c.log.Debug("connection closed by client", "frames", frames)
+		return nil
+	case errors.As(err, &pe):
+		detail := pe.Msg
+		if len(pe.Bytes) > 0 {
+			detail += ": " + wire.Quote(pe.Bytes)
+		}
+		return &failure{reason: pe.Reason, answer: true, detail: detail, msg: "bad request: " + pe.Msg, bytes: nonNil(pe.Bytes)}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &failure{reason: ReasonDisconnect, msg: "client closed the connection in the middle of a request", bytes: c.rest()}
+	case isTimeout(err):
+		within := c.s.opt.HandshakeTimeout
+		if frames == 0 {
+			return &failure{reason: wire.ReasonTimeout, answer: true,
+				detail: "no complete request within " + within.String(),
+				msg:    "no complete request within the handshake timeout of a new connection", bytes: c.rest()}
+		}
+		return &failure{reason: wire.ReasonTimeout, answer: true,
+			detail: "request not completed within " + within.String(),
+			msg:    "request not completed within the handshake timeout", bytes: c.rest()}
+	}
+	if c.dec.Buffered() > 0 {
+		return &failure{reason: ReasonDisconnect, msg: "connection failed in the middle of a request", bytes: c.rest(), err: err}
+	}
+	c.log.Debug("connection ended between frames", "frames", frames, "error", err)
+	return nil
+}
+
+// idleEnd handles the end of a wait between frames.
+func (c *conn) idleEnd(err error, frames int) *failure {
+	switch {
+	case c.isStopped():
+	case errors.Is(err, io.EOF):
+		c.log.Debug("connection closed by client", "frames", frames)
+	case isTimeout(err):
+		c.s.m.idleClosed.Inc()
+		c.log.Info("closing idle connection", "idle_timeout", c.s.opt.IdleTimeout, "frames", frames)
+	default:
+		c.log.Debug("connection ended between frames", "frames", frames, "error", err)
+	}
+	return nil
+}
+
+// afterBye checks that nothing follows BYE: bytes already buffered, or
+// arriving within the settle window, are a protocol error.
+func (c *conn) afterBye() *failure {
+	rest := c.rest()
+	if len(rest) == 0 {
+		var b [64]byte
+		_ = c.rw.SetReadDeadline(time.Now().Add(c.s.opt.Settle))
+		n, _ := io.ReadAtLeast(c.rw, b[:], 1)
+		rest = append(rest, b[:n]...)
+	}
+	if len(rest) > 0 {
+		return &failure{reason: wire.ReasonProtocol, answer: true, detail: "bytes after BYE BYE: " + wire.Quote(rest),
+			msg: "bytes after BYE BYE", bytes: rest}
+	}
+	c.log.Debug("client said goodbye")
+	return nil
+}
+
+func (c *conn) rest() []byte { return append([]byte{}, c.dec.Rest()...) }
+
+// receive stores one frame whose SIZE request was read, answering
+// GOT SIZE and GOT IMAGE; nil means stored and acknowledged.
+func (c *conn) receive(req wire.Request) *failure {
+	s := c.s
+	o := &s.opt
+	began := time.Now()
+	n := req.Size
+	if n > o.MaxFrameSize {
+		return &failure{reason: wire.ReasonTooLarge, answer: true, detail: "max=" + strconv.FormatInt(o.MaxFrameSize, 10),
+			msg: fmt.Sprintf("frame of %d bytes is over the limit of %d bytes", n, o.MaxFrameSize)}
+	}
+	reserved := s.reserved.Add(n)
+	defer s.reserved.Add(-n)
+	if o.MinFreeBytes > 0 {
+		if free, err := freeBytes(o.Dir); err == nil && free-reserved < o.MinFreeBytes {
+			return &failure{reason: wire.ReasonDiskFull, answer: true,
+				detail: fmt.Sprintf("free=%d floor=%d", free, o.MinFreeBytes),
+				msg:    fmt.Sprintf("refusing a %d-byte frame: %d bytes free in %s with %d bytes in flight, floor is %d", n, free, o.Dir, reserved, o.MinFreeBytes)}
+		}
+	}
+	client := req.Meta.Name
+	if client == "" {
+		client = c.folder
+	}
+	dir, f, err := c.createTemp(client, began)
+	if err != nil {
+		return storeFailure("cannot create the frame's temporary file", err)
+	}
+	tmp := f.Name()
+	committed := false
+	defer func() {
+		if !committed {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+
+	if err := c.answer(answerGotSize); err != nil {
+		return &failure{reason: ReasonDisconnect, msg: "cannot send GOT SIZE", err: err}
+	}
+	ext, f2 := c.copyPayload(f, req, n)
+	if f2 != nil {
+		return f2
+	}
+	if !o.NoFsync {
+		if err := f.Sync(); err != nil {
+			return storeFailure("cannot fsync the frame", err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return storeFailure("cannot close the frame file", err)
+	}
+	stamp, seq := s.names.next(time.Now())
+	finalDir := dir
+	if dateDir(stamp) != dateDir(began) {
+		// Midnight passed while the frame streamed.
+		if finalDir, err = s.dirs.ensure(client + "/" + dateDir(stamp)); err != nil {
+			return storeFailure("cannot create the frame's folder", err)
+		}
+	}
+	final := filepath.Join(finalDir, fileName(stamp, seq, ext))
+	if err := os.Rename(tmp, final); err != nil {
+		return storeFailure("cannot rename the frame to its final name", err)
+	}
+	committed = true
+	if !o.NoFsync {
+		if err := syncDir(finalDir); err != nil {
+			// The rename may not survive a crash, so the frame is not
+			// durable: take it back and let the client resend it.
+			os.Remove(final)
+			return storeFailure("cannot fsync the frame's folder", err)
+		}
+	}
+	took := time.Since(began)
+	s.m.frames.Inc()
+	s.m.bytes.AddInt64(n)
+	s.m.frameTime.Update(took.Seconds())
+	if s.opt.OnFrame != nil {
+		s.opt.OnFrame(Stored{Path: final, Size: n, Peer: c.peer, Client: client, Meta: req.Meta, Duration: took})
+	}
+	c.log.Debug("frame stored", "path", final, "bytes", n, "duration", took)
+	if err := c.answer(answerGotImage); err != nil {
+		return &failure{reason: ReasonDisconnect, msg: "frame stored, but GOT IMAGE could not be sent", err: err}
+	}
+	return nil
+}
+
+// createTemp makes the temporary file in the frame's folder.
+func (c *conn) createTemp(client string, now time.Time) (string, *os.File, error) {
+	rel := client + "/" + dateDir(now)
+	for attempt := 0; ; attempt++ {
+		dir, err := c.s.dirs.ensure(rel)
+		if err != nil {
+			return "", nil, err
+		}
+		f, err := os.CreateTemp(dir, tempPrefix+"*")
+		if errors.Is(err, fs.ErrNotExist) && attempt == 0 {
+			c.s.dirs.forget(dir) // pruned under us: make it again
+			continue
+		}
+		if err != nil {
+			return "", nil, err
+		}
+		if err := f.Chmod(0o644); err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			return "", nil, err
+		}
+		return dir, f, nil
+	}
+}
+
+// copyPayload streams the n payload bytes into f through a pooled buffer,
+// checking the announced checksum and the minimum rate. It returns the
+// file extension the first bytes call for.
+func (c *conn) copyPayload(f *os.File, req wire.Request, n int64) (string, *failure) {
+	o := &c.s.opt
+	bp := c.s.bufs.Get().(*[]byte)
+	defer c.s.bufs.Put(bp)
+	buf := *bp
+	v := wire.NewVerifier(&req.Meta)
+	var head [8]byte
+	headN := 0
+	grace := o.rateGrace()
+	var got, nextDeadlineAt int64
+	for got < n {
+		want := int(min(int64(len(buf)), n-got))
+		fill := 0
+		for fill < want {
+			if at := got + int64(fill); at >= nextDeadlineAt {
+				size := min(chunkSize, n-at)
+				_ = c.rw.SetReadDeadline(time.Now().Add(grace + time.Duration(size)*time.Second/time.Duration(o.MinRate)))
+				nextDeadlineAt = at + size
+			}
+			k, err := c.dec.Read(buf[fill:want])
+			fill += k
+			if err != nil && fill < want {
+				return "", c.payloadFailure(err, got+int64(fill), n)
+			}
+		}
+		chunk := buf[:fill]
+		if headN < len(head) {
+			headN += copy(head[headN:], chunk)
+		}
+		_, _ = v.Write(chunk)
+		if _, err := f.Write(chunk); err != nil {
+			return "", storeFailure("cannot write the frame", err)
+		}
+		got += int64(fill)
+	}
+	if err := v.Verify(); err != nil {
+		var pe *wire.ProtocolError
+		detail := err.Error()
+		if errors.As(err, &pe) {
+			detail = pe.Msg
+		}
+		return "", &failure{reason: wire.ReasonChecksum, answer: true, detail: detail, msg: "frame does not match its checksum", err: err}
+	}
+	return extFor(head[:headN]), nil
+}
+
+func (c *conn) payloadFailure(err error, got, n int64) *failure {
+	if c.isStopped() {
+		return &failure{msg: fmt.Sprintf("frame abandoned at shutdown after %d of %d bytes", got, n), err: err}
+	}
+	if isTimeout(err) {
+		return &failure{reason: wire.ReasonTimeout, answer: true,
+			detail: fmt.Sprintf("payload slower than %d B/s: %d of %d bytes", c.s.opt.MinRate, got, n),
+			msg:    fmt.Sprintf("payload slower than the minimum rate of %d B/s after %d of %d bytes", c.s.opt.MinRate, got, n)}
+	}
+	return &failure{reason: ReasonDisconnect, msg: fmt.Sprintf("client went away mid-frame after %d of %d bytes", got, n), err: err}
+}
+
+// storeFailure is a local storage problem: "disk-full" when the file
+// system is full, "internal" otherwise. The client may resend.
+func storeFailure(what string, err error) *failure {
+	reason := wire.ReasonInternal
+	if isNoSpace(err) {
+		reason = wire.ReasonDiskFull
+	}
+	return &failure{reason: reason, answer: true, detail: what, msg: what, err: err}
+}
+
+// answer writes one of the fixed answers.
+func (c *conn) answer(b []byte) error {
+	_ = c.rw.SetWriteDeadline(time.Now().Add(c.s.opt.HandshakeTimeout))
+	_, err := c.rw.Write(b)
+	return err
+}
+
+// peekConn lets the server wait for the first byte of the next request
+// with the idle timeout, then hand that byte to the Decoder, which reads
+// the rest under the handshake timeout.
+type peekConn struct {
+	net.Conn
+	one  [1]byte
+	held bool
+}
+
+func (p *peekConn) waitByte(deadline time.Time) error {
+	_ = p.Conn.SetReadDeadline(deadline)
+	for {
+		n, err := p.Conn.Read(p.one[:])
+		if n == 1 {
+			p.held = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+func (p *peekConn) Read(b []byte) (int, error) {
+	if p.held && len(b) > 0 {
+		b[0] = p.one[0]
+		p.held = false
+		return 1, nil
+	}
+	return p.Conn.Read(b)
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

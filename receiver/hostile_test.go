@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -152,15 +151,12 @@ func TestHostileInputs(t *testing.T) {
 // ERR timeout, the server never holds more than MaxConns, and a good
 // client is served as soon as a slot frees.
 func TestIdleConnectionFlood(t *testing.T) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
 	// Each connection costs two descriptors in this process (client and,
 	// briefly, server side); keep well inside the limit.
-	n := min(2000, int(lim.Cur)/2-100)
+	limit := fdLimit()
+	n := min(2000, int(limit)/2-100)
 	if n < 200 {
-		t.Skipf("RLIMIT_NOFILE %d is too low for a connection flood", lim.Cur)
+		t.Skipf("RLIMIT_NOFILE %d is too low for a connection flood", limit)
 	}
 	const maxConns = 8
 	ts := startServer(t, Options{MaxConns: maxConns, HandshakeTimeout: 500 * time.Millisecond})

@@ -29,16 +29,15 @@ var countedReasons = []string{
 // serverMetrics are one Server's counters, in their own Set so that
 // several servers (tests) never share them.
 type serverMetrics struct {
-	set         *metrics.Set
-	frames      *metrics.Counter
-	bytes       *metrics.Counter
-	conns       *metrics.Counter
-	leftovers   *metrics.Counter
-	idleClosed  *metrics.Counter
-	frameTime   *metrics.PrometheusHistogram
-	mu          sync.Mutex
-	rejects     map[string]*metrics.Counter
-	rejectNames map[string]string
+	set        *metrics.Set
+	frames     *metrics.Counter
+	bytes      *metrics.Counter
+	conns      *metrics.Counter
+	leftovers  *metrics.Counter
+	idleClosed *metrics.Counter
+	frameTime  *metrics.PrometheusHistogram
+	mu         sync.Mutex
+	rejects    map[string]*metrics.Counter
 }
 
 func newServerMetrics(active func() float64, diskFree func() float64) *serverMetrics {

@@ -465,15 +465,15 @@ func TestNamesSortAndNeverCollide(t *testing.T) {
 
 func TestPeerFolder(t *testing.T) {
 	for addr, want := range map[string]string{
-		"192.168.1.5:4000":        "192.168.1.5",
-		"[::1]:4000":              "__1",
-		"[2001:db8::7]:1":         "2001_db8__7",
-		"[::ffff:10.0.0.1]:1":     "10.0.0.1",
-		"[fe80::1%eth0]:9":        "fe80__1_eth0",
-		"[fe80::1%../../etc]:9":   "fe80__1_.._.._etc",
-		"pipe":                    "pipe",
-		"..":                      "unknown",
-		"host with spaces:1":      "host_with_spaces",
+		"192.168.1.5:4000":      "192.168.1.5",
+		"[::1]:4000":            "__1",
+		"[2001:db8::7]:1":       "2001_db8__7",
+		"[::ffff:10.0.0.1]:1":   "10.0.0.1",
+		"[fe80::1%eth0]:9":      "fe80__1_eth0",
+		"[fe80::1%../../etc]:9": "fe80__1_.._.._etc",
+		"pipe":                  "pipe",
+		"..":                    "unknown",
+		"host with spaces:1":    "host_with_spaces",
 	} {
 		if got := peerFolder(fakeAddr(addr)); got != want {
 			t.Errorf("peerFolder(%q) = %q, want %q", addr, got, want)

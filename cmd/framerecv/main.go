@@ -1,0 +1,284 @@
+// Command framerecv is the reference framepush receiver: it accepts frames
+// over the SIZE / GOT SIZE / GOT IMAGE handshake from framepush agents or
+// the original Python client, and stores each one durably before
+// acknowledging it. Run `framerecv --help` for examples.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"framepush/config"
+	"framepush/internal/logging"
+	"framepush/internal/version"
+	"framepush/receiver"
+	"framepush/wire"
+)
+
+const usage = `framerecv receives frames over the SIZE / GOT SIZE / GOT IMAGE handshake
+and stores each one durably (written, fsynced, renamed) before it answers
+GOT IMAGE. Frames land in
+
+  DIR/<client>/<YYYY-MM-DD>/<UTC time with ns>-<seq>.<jpg|png|bin>
+
+where <client> is the sender's name= (framepush agents send it) or its IP.
+
+Usage:
+  framerecv [flags]
+
+Examples:
+  # Receive from framepush agents, or from the original Python client
+  # unchanged (it sends "SIZE <n>" with no terminator; framerecv waits
+  # --settle for the number to end):
+  framerecv --listen :7400 --dir /var/lib/framerecv
+
+  # One frame by hand, speaking the seed client's exact bytes from bash:
+  exec 3<>/dev/tcp/127.0.0.1/7400
+  printf 'SIZE 5' >&3; head -c 8 <&3; echo     # GOT SIZE
+  printf 'hello'  >&3; head -c 9 <&3; echo     # GOT IMAGE
+  printf 'BYE BYE ' >&3; exec 3>&-
+
+  # TLS, requiring client certificates signed by your agents' CA (mTLS),
+  # with Prometheus metrics and a health check on localhost:
+  framerecv --listen :7443 --dir /srv/frames \
+      --tls-cert server.crt --tls-key server.key --tls-client-ca agents-ca.crt \
+      --http 127.0.0.1:7402
+  curl http://127.0.0.1:7402/metrics; curl http://127.0.0.1:7402/healthz
+
+  # A slow link and big frames: allow 256 MiB frames at >= 4 KiB/s:
+  framerecv --max-frame-size 256MiB --min-rate 4KiB
+
+SIGTERM or SIGINT stops accepting, lets frames in flight finish (up to
+--shutdown-timeout) and exits 0. Refusals are answered "ERR <reason> ..."
+and logged with the peer, the reason and the offending bytes.
+
+Flags:
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// sizeFlag is a byte count flag accepting 65536, 512KiB, 64MiB, 1GiB.
+type sizeFlag struct{ v *int64 }
+
+func (f sizeFlag) String() string {
+	if f.v == nil {
+		return ""
+	}
+	return config.ByteSize(*f.v).String()
+}
+
+func (f sizeFlag) Set(s string) error {
+	n, err := config.ParseByteSize(s)
+	if err != nil {
+		return err
+	}
+	*f.v = int64(n)
+	return nil
+}
+
+type settings struct {
+	listen, dir, httpAddr             string
+	fsync                             bool
+	maxFrame, minRate, minFree        int64
+	maxConns                          int
+	handshake, idle, settle, shutdown time.Duration
+	tlsCert, tlsKey, tlsClientCA      string
+	logFormat, logLevel               string
+	showVersion                       bool
+}
+
+func parseFlags(args []string, stdout io.Writer) (*settings, error) {
+	s := &settings{
+		maxFrame: receiver.DefaultMaxFrameSize,
+		minRate:  receiver.DefaultMinRate,
+		minFree:  receiver.DefaultMinFreeBytes,
+	}
+	fs := flag.NewFlagSet("framerecv", flag.ContinueOnError)
+	// Parse errors are reported by run in one line; the full usage is
+	// for --help only.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.StringVar(&s.listen, "listen", ":7400", "TCP `HOST:PORT` to accept frames on")
+	fs.StringVar(&s.dir, "dir", "./frames", "`DIR` frames are stored under (created if missing)")
+	fs.BoolVar(&s.fsync, "fsync", true, "fsync each frame and its folder before GOT IMAGE; --fsync=false is faster but UNSAFE:\nan acknowledged frame can be lost on power loss")
+	fs.Var(sizeFlag{&s.maxFrame}, "max-frame-size", "largest frame accepted, in `BYTES` or with a unit (512KiB, 64MiB); larger ones are refused with ERR too-large")
+	fs.IntVar(&s.maxConns, "max-conns", receiver.DefaultMaxConns, "concurrent connections; more are refused with ERR busy")
+	fs.DurationVar(&s.handshake, "handshake-timeout", receiver.DefaultHandshakeTimeout, "time a client has to complete a SIZE line (and a TLS handshake)")
+	fs.DurationVar(&s.idle, "idle-timeout", receiver.DefaultIdleTimeout, "how long a persistent connection may wait between frames")
+	fs.Var(sizeFlag{&s.minRate}, "min-rate", "slowest payload rate accepted, in `BYTES` per second (slowloris guard; e.g. 16KiB)")
+	fs.Var(sizeFlag{&s.minFree}, "min-free", "free-disk floor in `BYTES`: refuse frames with ERR disk-full rather than go below it; 0 disables")
+	fs.DurationVar(&s.settle, "settle", wire.DefaultSettle, "silence that ends an unterminated \"SIZE <n>\" (the seed client's bytes)")
+	fs.DurationVar(&s.shutdown, "shutdown-timeout", 20*time.Second, "on SIGTERM, how long frames in flight may take to finish")
+	fs.StringVar(&s.tlsCert, "tls-cert", "", "serve TLS with this PEM certificate `FILE` (needs --tls-key)")
+	fs.StringVar(&s.tlsKey, "tls-key", "", "PEM private key `FILE` for --tls-cert")
+	fs.StringVar(&s.tlsClientCA, "tls-client-ca", "", "require client certificates signed by the CAs in this PEM `FILE` (mTLS)")
+	fs.StringVar(&s.httpAddr, "http", "", "serve /metrics (Prometheus) and /healthz on this `HOST:PORT`, e.g. 127.0.0.1:7402 (default off)")
+	fs.StringVar(&s.logFormat, "log-format", "text", "log `FORMAT`: text or json")
+	fs.StringVar(&s.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
+	fs.BoolVar(&s.showVersion, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fmt.Fprint(stdout, usage)
+			fs.PrintDefaults()
+		}
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (framerecv takes only flags; see --help)", fs.Arg(0))
+	}
+	switch {
+	case s.maxFrame <= 0:
+		return nil, fmt.Errorf("--max-frame-size must be at least 1 byte (e.g. 64MiB)")
+	case s.minRate <= 0:
+		return nil, fmt.Errorf("--min-rate must be at least 1 byte per second (e.g. 16KiB)")
+	case s.maxConns <= 0:
+		return nil, fmt.Errorf("--max-conns %d: want at least 1", s.maxConns)
+	case s.handshake <= 0 || s.idle <= 0 || s.settle <= 0 || s.shutdown <= 0:
+		return nil, fmt.Errorf("--handshake-timeout, --idle-timeout, --settle and --shutdown-timeout must be positive durations (e.g. 10s, 2m, 20ms)")
+	case (s.tlsCert == "") != (s.tlsKey == ""):
+		return nil, fmt.Errorf("--tls-cert and --tls-key go together: give both or neither")
+	case s.tlsClientCA != "" && s.tlsCert == "":
+		return nil, fmt.Errorf("--tls-client-ca needs --tls-cert and --tls-key: mTLS runs over TLS")
+	}
+	return s, nil
+}
+
+// tlsConfig loads the certificate, key and client CAs, if configured.
+func (s *settings) tlsConfig() (*tls.Config, error) {
+	if s.tlsCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(s.tlsCert, s.tlsKey)
+	if err != nil {
+		return nil, fmt.Errorf("cannot load --tls-cert %s / --tls-key %s: %w", s.tlsCert, s.tlsKey, err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if s.tlsClientCA != "" {
+		pem, err := os.ReadFile(s.tlsClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("cannot read --tls-client-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-client-ca %s holds no PEM certificate", s.tlsClientCA)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// run is main without the process: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	s, err := parseFlags(args, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "framerecv: %v\nRun 'framerecv --help' for usage and examples.\n", err)
+		return 2
+	}
+	if s.showVersion {
+		fmt.Fprintln(stdout, version.String("framerecv"))
+		return 0
+	}
+	log, err := logging.New(stderr, s.logFormat, s.logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "framerecv:", err)
+		return 2
+	}
+	tlsCfg, err := s.tlsConfig()
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	minFree := s.minFree
+	if minFree == 0 {
+		minFree = -1 // the flag's 0 means off; the library's 0 means default
+	}
+	log.Info("framerecv starting", "version", version.String("framerecv"))
+	srv, err := receiver.New(receiver.Options{
+		Dir:              s.dir,
+		NoFsync:          !s.fsync,
+		MaxFrameSize:     s.maxFrame,
+		MaxConns:         s.maxConns,
+		HandshakeTimeout: s.handshake,
+		IdleTimeout:      s.idle,
+		MinRate:          s.minRate,
+		MinFreeBytes:     minFree,
+		Settle:           s.settle,
+		TLS:              tlsCfg,
+		Logger:           log,
+	})
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	if !s.fsync {
+		log.Warn("fsync is off: an acknowledged frame can be lost on power loss (--fsync=false)")
+	}
+	l, err := net.Listen("tcp", s.listen)
+	if err != nil {
+		log.Error("cannot listen", "listen", s.listen, "error", err)
+		return 1
+	}
+	var hs *http.Server
+	if s.httpAddr != "" {
+		hl, err := net.Listen("tcp", s.httpAddr)
+		if err != nil {
+			l.Close()
+			log.Error("cannot listen for metrics", "http", s.httpAddr, "error", err)
+			return 1
+		}
+		hs = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		log.Info("metrics and health check", "url", "http://"+hl.Addr().String()+"/metrics")
+		go func() {
+			if err := hs.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("metrics listener failed", "error", err)
+			}
+		}()
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(l) }()
+	select {
+	case err := <-served:
+		log.Error("receiver stopped", "error", err)
+		return 1
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing frames in flight", "timeout", s.shutdown)
+	sctx, cancel := context.WithTimeout(context.Background(), s.shutdown)
+	defer cancel()
+	code := 0
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown timed out; frames in flight were not acknowledged and will be resent", "error", err)
+	}
+	if hs != nil {
+		_ = hs.Shutdown(sctx)
+	}
+	if err := <-served; err != nil && !errors.Is(err, receiver.ErrServerClosed) {
+		log.Error("receiver stopped", "error", err)
+		code = 1
+	}
+	st := srv.Stats()
+	log.Info("stopped", slog.Uint64("frames", st.Frames), slog.Uint64("bytes", st.Bytes), slog.Any("rejects", st.Rejects))
+	return code
+}

@@ -178,6 +178,16 @@ type v4lControl struct {
 	Kind     string // "int", "bool" or "menu"
 }
 
+// v4lPathError words a failed operation on a device node, keeping the
+// errno reachable with errors.Is.
+type v4lPathError struct {
+	Op, Path string
+	Err      error
+}
+
+func (e *v4lPathError) Error() string { return e.Op + " " + e.Path + ": " + e.Err.Error() }
+func (e *v4lPathError) Unwrap() error { return e.Err }
+
 var (
 	errV4LTimeout = errors.New("no frame within the wait")
 	errV4LAgain   = errors.New("no frame ready")

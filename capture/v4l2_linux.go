@@ -158,16 +158,6 @@ func (v4lLinux) Probe(path string) (CameraInfo, error) {
 	return info, nil
 }
 
-// v4lPathError is an *fs.PathError look-alike that keeps the errno
-// reachable with errors.Is.
-type v4lPathError struct {
-	Op, Path string
-	Err      error
-}
-
-func (e *v4lPathError) Error() string { return e.Op + " " + e.Path + ": " + e.Err.Error() }
-func (e *v4lPathError) Unwrap() error { return e.Err }
-
 func v4lEnumFormats(fd int) []CameraFormat {
 	var out []CameraFormat
 	for i := uint32(0); i < v4lMaxEnum; i++ {

@@ -212,14 +212,14 @@ func TestFixMJPEGCameraStyleFrame(t *testing.T) {
 	for i, want := range bars {
 		x, y := 40*i+20, 120 // the middle of bar i
 		r, g, b, _ := got.At(x, y).RGBA()
-		if !colourNear([3]uint8{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8)}, want, 12) {
+		if !mjpegColourNear([3]uint8{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8)}, want, 12) {
 			t.Errorf("bar %d at (%d,%d): got %d,%d,%d, want about %v", i, x, y, r>>8, g>>8, b>>8, want)
 		}
 	}
 }
 
-// colourNear reports whether got is within tol of want in every channel.
-func colourNear(got [3]uint8, want color.RGBA, tol int) bool {
+// mjpegColourNear reports whether got is within tol of want in every channel.
+func mjpegColourNear(got [3]uint8, want color.RGBA, tol int) bool {
 	for i, w := range [3]uint8{want.R, want.G, want.B} {
 		d := int(got[i]) - int(w)
 		if d < -tol || d > tol {

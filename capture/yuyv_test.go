@@ -52,7 +52,7 @@ func yuyvCheckBars(t *testing.T, jpg []byte, w, h, tol int) {
 		for _, y := range []int{0, h / 2, h - 1} {
 			r, g, b, _ := m.At(x, y).RGBA()
 			got := [3]uint8{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8)}
-			if !colourNear(got, want, tol) {
+			if !mjpegColourNear(got, want, tol) {
 				t.Errorf("bar %d at (%d,%d): got %v, want %v ± %d", i, x, y, got, want, tol)
 			}
 		}

@@ -545,3 +545,50 @@ func waitTemps(t *testing.T, dir string, n int) {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("%d temporary files", n), func() bool { _, temps := listFiles(t, dir); return len(temps) == n })
 }
+
+// Between frames a persistent client may think for up to IdleTimeout; the
+// shorter HandshakeTimeout only starts with its next request's first byte.
+func TestThinkTimeBetweenFrames(t *testing.T) {
+	ts := startServer(t, Options{HandshakeTimeout: 100 * time.Millisecond, IdleTimeout: time.Minute})
+	c := ts.dial(t)
+	ar := wire.NewAnswerReader(c)
+	for i := range 2 {
+		if i > 0 {
+			time.Sleep(300 * time.Millisecond) // three handshake timeouts
+		}
+		if err := sendFrame(c, ar, []byte("thought"), nil, wire.TermLF); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+	}
+	if st := ts.Stats(); st.Frames != 2 || len(st.Rejects) != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// Over IPv6 the peer folder is the sanitised address.
+func TestIPv6PeerFolder(t *testing.T) {
+	l, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	dir := t.TempDir()
+	s, err := New(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(l)
+	defer s.Shutdown(context.Background())
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	if err := sendFrame(c, wire.NewAnswerReader(c), []byte("v6"), nil, wire.TermLF); err != nil {
+		t.Fatal(err)
+	}
+	finals, _ := listFiles(t, dir)
+	if len(finals) != 1 || !strings.HasPrefix(finals[0], "__1"+string(filepath.Separator)) {
+		t.Fatalf("files %v, want one under __1/", finals)
+	}
+}

@@ -51,6 +51,7 @@ func (e *env) startAgent(bin, name, tmpl string, params map[string]any) (*agentR
 		return nil, err
 	}
 	a.pid = pid
+	e.agent = a
 	e.logf("%s: started %s (pid %d) with %s", name, bin, pid, a.cfg)
 	return a, nil
 }

@@ -31,6 +31,7 @@ func main() {
 	flag.StringVar(&o.mem, "mem", "1024M", "guest memory")
 	flag.DurationVar(&o.bootTimeout, "boot-timeout", 2*time.Minute, "time for the guest to boot and connect")
 	flag.StringVar(&o.summary, "summary", "", "also write the summary to this file")
+	flag.StringVar(&o.note, "note", "", `a result from outside the VM for the summary, starting "PASS  " or "FAIL  "`)
 	flag.Parse()
 	if o.kernel == "" || o.initrd == "" || o.work == "" {
 		fmt.Fprintln(os.Stderr, "vmdriver: -kernel, -initrd and -work are required (scripts/vmtest.sh passes them)")
@@ -40,9 +41,9 @@ func main() {
 }
 
 type options struct {
-	kernel, initrd, framerecv, work, scenarios, qemu, mem, summary string
-	cpus                                                           int
-	bootTimeout                                                    time.Duration
+	kernel, initrd, framerecv, work, scenarios, qemu, mem, summary, note string
+	cpus                                                                 int
+	bootTimeout                                                          time.Duration
 }
 
 // outcome of one scenario for the summary.
@@ -159,6 +160,7 @@ func run(o options) int {
 		logf("=== %s", s.title)
 		t0 := time.Now()
 		rep, err := s.run(e)
+		e.cleanup()
 		oc := outcome{s: s, status: "PASS", rep: rep, took: time.Since(t0)}
 		if err != nil {
 			oc.status, oc.why = "FAIL", err.Error()
@@ -261,6 +263,14 @@ func printSummary(o options, e *env, results []outcome, consoleFails []string, t
 			skip++
 		}
 	}
+	if o.note != "" {
+		fmt.Fprintf(&b, "%s\n", o.note)
+		if strings.HasPrefix(o.note, "FAIL") {
+			fail++
+		} else {
+			pass++
+		}
+	}
 	if len(consoleFails) > 0 {
 		fail++
 		fmt.Fprintf(&b, "FAIL  trouble on the guest console or the wire:\n")
@@ -269,7 +279,7 @@ func printSummary(o options, e *env, results []outcome, consoleFails []string, t
 		}
 	}
 	fmt.Fprintf(&b, "logs, configs, agent logs and received frames: %s\n", o.work)
-	fmt.Fprintf(&b, "vm: %d passed, %d failed, %d skipped in %.0f s\n", pass, fail, skip, took.Seconds())
+	fmt.Fprintf(&b, "vmtest: %d passed, %d failed, %d skipped in %.0f s\n", pass, fail, skip, took.Seconds())
 	if skip > 0 {
 		fmt.Fprintf(&b, "!!!!!!!! %d scenario(s) SKIPPED because their binaries are not built\n", skip)
 	}

@@ -7,14 +7,17 @@
 #   scripts/vmtest.sh vm           prepare and run the VM scenarios only
 #   scripts/vmtest.sh goarm6 [PKG...]   unit tests of the GOARM=6 build under qemu-arm-static
 #   scripts/vmtest.sh prepare      fetch, build and pack, but boot nothing
+#   scripts/vmtest.sh shell        boot the same guest with a shell on this terminal
+#                                  (the binaries are in /vmtest/bin; Ctrl-A x quits qemu)
 #
 # Steps: install the host packages it needs (apt-get, skipped when present);
 # fetch Debian's arm64 kernel and busybox-static:arm64 through a private APT
 # configuration (no dpkg --add-architecture on the host) and cache the parts
 # used; build the agent, the guest helper and framerecv; pack an initramfs;
 # run the GOARM=6 unit tests under qemu-arm-static; boot the initramfs and
-# run the scenarios (scripts/vmtest/driver), ending with a summary. Exits non-zero on any failure and keeps
-# the guest's serial log, the agents' logs and the received frames.
+# run the scenarios (scripts/vmtest/driver), ending with a summary. Exits
+# non-zero on any failure and keeps the guest's serial log, the agents'
+# logs and configs and the received frames in the work folder.
 #
 # Environment:
 #   FRAMEPUSH_CACHE          cache root (default ~/.cache/framepush); downloads go to $FRAMEPUSH_CACHE/vmtest
@@ -274,6 +277,14 @@ all)
   say "done"
   [ "$vm_rc" -eq 0 ] && [ "$arm_rc" -eq 0 ] || exit 1
   ;;
--h | --help | help) sed -n '2,30p' "$0" ;;
-*) die "unknown command $cmd (want all, vm, goarm6 or prepare)" ;;
+shell)
+  prepare
+  say "shell on the guest console; Ctrl-A x quits qemu"
+  exec qemu-system-aarch64 -M virt -cpu cortex-a53 -accel tcg -smp 2 -m 1024M -nographic -no-reboot \
+    -kernel "$KDIR/vmlinuz" -initrd "$WORK/initramfs.cpio" \
+    -append "console=ttyAMA0 panic=-1 vmtest_run=shell" \
+    -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=
+  ;;
+-h | --help | help) sed -n '2,/^set -euo/p' "$0" | sed '$d' ;;
+*) die "unknown command $cmd (want all, vm, goarm6, prepare or shell)" ;;
 esac

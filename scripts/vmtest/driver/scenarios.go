@@ -452,11 +452,15 @@ func scenarioOutage(e *env) (*report, error) {
 		a.stop()
 		return nil, fmt.Errorf("fewer than 4 frames within 60 s; agent log:\n%s", a.tail(30))
 	}
-	e.tap.pause()
+	// framerecv first: it finishes the frame in flight and its GOT IMAGE
+	// still passes the tap, so no frame is stored without the tap seeing
+	// the acknowledgement. Then connections are refused, as with a host
+	// whose receiver is down.
 	if err := e.recv.stop(); err != nil {
 		a.stop()
 		return nil, err
 	}
+	e.tap.pause()
 	wentDown := time.Now()
 	e.logf("%s: receiver down", name)
 	time.Sleep(down / 2)

@@ -171,7 +171,7 @@ func Default() Config {
 			Backoff:        Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2},
 		},
 		Queue: Queue{
-			MemoryFrames: 16, MemoryBytes: 64 * MiB,
+			MemoryFrames: 16, MemoryBytes: 8 * MiB,
 			SpoolMaxBytes: 512 * MiB, SpoolMaxFrames: 10000,
 			Drop: "oldest", KeepTriggered: true, Fsync: true,
 		},

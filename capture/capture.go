@@ -47,6 +47,15 @@ type Event struct {
 	// Pre is how many buffered pre-trigger frames to emit before the event's
 	// own frames (motion's pre_capture). 0 means none.
 	Pre int
+	// Active reports whether the condition that fired the event still
+	// holds (a GPIO line still at its active level); Loop keeps capturing
+	// while it returns true. Nil means a one-shot event: just Frames frames.
+	// It may be called from another goroutine than the trigger's and must
+	// return false once the trigger is closed.
+	Active func() bool
+	// ActiveFPS is the capture rate while Active returns true; 0 means
+	// LoopOptions.ActiveFPS.
+	ActiveFPS float64
 }
 
 // Trigger says when to capture.

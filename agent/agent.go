@@ -1,0 +1,703 @@
+// Package agent joins the parts of framepush into the running device
+// agent:
+//
+//	trigger → capture → queue → sender → receiver
+//
+// A capture goroutine runs capture.Loop (trigger and source) and puts every
+// frame into the queue; a send goroutine takes frames from the queue in
+// capture order and delivers them one at a time, acknowledging a frame to
+// the queue only after the receiver answered GOT IMAGE. Everything between
+// a capture and that answer is held by the queue (RAM, then the disk spool)
+// so that no frame is lost to a network or receiver outage, a restart or a
+// reload; frames are dropped only by the queue's configured policy or when
+// the receiver refuses one permanently, and every drop is logged and
+// counted.
+//
+// The agent also serves /healthz and /metrics, talks to systemd (readiness,
+// watchdog, status) and reloads its configuration on request.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"framepush/capture"
+	"framepush/config"
+	"framepush/queue"
+	"framepush/sender"
+)
+
+// Transport delivers frames to a receiver. *sender.Sender is the one in
+// use; the seam keeps the agent's send loop independent of the wire.
+type Transport interface {
+	// Send makes one delivery attempt; nil means the receiver acknowledged
+	// the frame. It is called by one goroutine at a time.
+	Send(ctx context.Context, f capture.Frame) error
+	// Close ends the session politely (BYE BYE) and releases the link.
+	Close(ctx context.Context) error
+	// Stats reports the link state for metrics.
+	Stats() sender.Stats
+}
+
+// Options are what the agent needs besides its configuration.
+type Options struct {
+	// Logger receives everything the agent has to say; nil discards.
+	Logger *slog.Logger
+	// Reload loads the configuration again (file, environment, flags) when
+	// a reload is requested. Nil means reloads are refused.
+	Reload func() (*config.Loaded, error)
+	// Notify sends a state to systemd (sd_notify). Nil means
+	// daemon.SdNotify, which does nothing outside systemd.
+	Notify func(state string)
+	// Watchdog overrides the systemd watchdog interval; 0 means what
+	// systemd asks for ($WATCHDOG_USEC), usually none.
+	Watchdog time.Duration
+	// StatusEvery is the period of the info-level status line; 0 means
+	// 10 minutes, negative turns it off.
+	StatusEvery time.Duration
+}
+
+// Agent is one running framepush agent.
+type Agent struct {
+	log     *slog.Logger
+	opts    Options
+	queue   *queue.Queue
+	metrics *agentMetrics
+	ln      net.Listener // HTTP, nil when off
+	started time.Time
+
+	mu   sync.Mutex
+	cfg  config.Config
+	pipe *pipeline
+
+	lastCapture  atomic.Int64 // unix nanoseconds
+	lastDelivery atomic.Int64
+	linkUp       atomic.Bool
+	events       atomic.Uint64
+}
+
+// pipeline is the part of the agent a reload replaces: source, trigger,
+// sender and the two goroutines driving them. The queue outlives it, so a
+// reload loses nothing.
+type pipeline struct {
+	cfg  config.Config
+	src  *capture.Reopener
+	trig capture.Trigger
+	tx   Transport
+
+	captureCancel context.CancelFunc
+	captureDone   chan error
+	sendCancel    context.CancelFunc
+	sendDone      chan struct{}
+	drain         chan struct{} // closed: the send loop stops after its current frame (untilEmpty: once the queue is empty or the link fails)
+	untilEmpty    atomic.Bool
+
+	inCapture atomic.Int64 // unix nanos when the current Capture call began; 0 outside
+	inSend    atomic.Int64
+	progress  atomic.Int64 // unix nanos of the last capture-side progress (frame, reopen, failure)
+}
+
+// New checks cfg, opens the queue (recovering any spooled frames) and the
+// HTTP listener. The camera, trigger and link are opened by Run.
+func New(cfg config.Config, opts Options) (*Agent, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Notify == nil {
+		opts.Notify = func(state string) { daemon.SdNotify(false, state) }
+	}
+	if opts.StatusEvery == 0 {
+		opts.StatusEvery = 10 * time.Minute
+	}
+	a := &Agent{log: opts.Logger, opts: opts, cfg: cfg, started: time.Now()}
+	q, err := queue.Open(QueueOptions(cfg.Queue, a.log.With("part", "queue")))
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	a.queue = q
+	if st := q.Stats(); st.Recovered > 0 {
+		a.log.Info("frames recovered from the spool, they go first", "frames", st.Recovered, "bytes", st.SpoolBytes, "spool", cfg.Queue.SpoolDir)
+	}
+	a.metrics = newAgentMetrics(a)
+	if cfg.HTTP.Listen != "" {
+		ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+		if err != nil {
+			q.Close()
+			return nil, fmt.Errorf("http.listen: %w (set http.listen to another address, or \"\" to turn the listener off)", err)
+		}
+		a.ln = ln
+	}
+	return a, nil
+}
+
+// Addr is the HTTP listener's address, nil when off.
+func (a *Agent) Addr() net.Addr {
+	if a.ln == nil {
+		return nil
+	}
+	return a.ln.Addr()
+}
+
+// Run runs the agent until ctx ends (an orderly stop: capture stops, the
+// queue is drained while the link works, for at most shutdown.timeout,
+// then what is left is spooled) or until the capture side fails for good
+// (the camera stayed away for longer than source.reopen.give_up), in which
+// case it stops the same way and returns the error. A receive on reload
+// reloads the configuration. The agent cannot be run twice.
+func (a *Agent) Run(ctx context.Context, reload <-chan struct{}) (err error) {
+	var srv *http.Server
+	if a.ln != nil {
+		srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go srv.Serve(a.ln)
+		a.log.Info("http listener up", "addr", a.ln.Addr().String(), "paths", "/healthz /metrics")
+	}
+	defer func() {
+		if srv != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			srv.Shutdown(sctx)
+			cancel()
+		}
+		if cerr := a.queue.Close(); cerr != nil {
+			a.log.Error("closing the queue", "err", cerr)
+		}
+		st := a.queue.Stats()
+		a.log.Info("stopped", "captured", a.metrics.captured.Get(), "delivered", a.metrics.sent.Get(),
+			"left_in_spool", st.SpoolFrames, "dropped", dropTotal(st)+a.metrics.rejected.Get())
+	}()
+
+	a.mu.Lock()
+	cfg := a.cfg
+	a.mu.Unlock()
+	p, err := a.start(cfg)
+	if err != nil {
+		return err
+	}
+	a.setPipe(p)
+	a.log.Info("running", "name", cfg.Name, "source", cfg.Source.Type, "trigger", cfg.Trigger.Type,
+		"server", cfg.Server.Addresses, "mode", cfg.Server.Mode, "spool", cfg.Queue.SpoolDir)
+	a.opts.Notify(daemon.SdNotifyReady + "\nSTATUS=running")
+
+	wd := a.opts.Watchdog
+	if wd == 0 {
+		wd, _ = daemon.SdWatchdogEnabled(false)
+	}
+	var wdTick <-chan time.Time
+	if wd > 0 {
+		t := time.NewTicker(wd / 3)
+		defer t.Stop()
+		wdTick = t.C
+	}
+	var statusTick <-chan time.Time
+	if a.opts.StatusEvery > 0 {
+		t := time.NewTicker(a.opts.StatusEvery)
+		defer t.Stop()
+		statusTick = t.C
+	}
+
+	for {
+		p := a.currentPipe()
+		select {
+		case <-ctx.Done():
+			a.opts.Notify(daemon.SdNotifyStopping + "\nSTATUS=stopping")
+			a.log.Info("stopping: capture stops, queued frames are delivered or spooled", "within", p.cfg.Shutdown.Timeout)
+			a.stop(p, true)
+			return nil
+		case cerr := <-p.captureDone:
+			// The capture side ended on its own: the camera is gone for good.
+			a.opts.Notify(daemon.SdNotifyStopping + "\nSTATUS=capture failed")
+			a.log.Error("capture failed, stopping so that the service manager restarts the agent", "err", cerr)
+			p.captureDone <- cerr // stop waits for it
+			a.stop(p, true)
+			return cerr
+		case <-reload:
+			a.reload()
+		case <-wdTick:
+			if why := a.stuck(p); why != "" {
+				a.log.Error("not feeding the systemd watchdog", "why", why)
+				continue
+			}
+			a.opts.Notify(daemon.SdNotifyWatchdog)
+		case <-statusTick:
+			a.logStatus()
+		}
+	}
+}
+
+// start builds and starts a pipeline for cfg.
+func (a *Agent) start(cfg config.Config) (*pipeline, error) {
+	log := a.log
+	src, err := NewSource(cfg.Source, log.With("part", "source"))
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	trig, err := NewTrigger(cfg.Trigger, log.With("part", "trigger"))
+	if err != nil {
+		src.Close()
+		return nil, fmt.Errorf("trigger: %w", err)
+	}
+	so, err := SenderOptions(cfg.Server, cfg.Name, log.With("part", "sender"))
+	if err != nil {
+		src.Close()
+		trig.Close()
+		return nil, err
+	}
+	tx, err := sender.New(so)
+	if err != nil {
+		src.Close()
+		trig.Close()
+		return nil, fmt.Errorf("sender: %w", err)
+	}
+	p := &pipeline{cfg: cfg, src: src, trig: trig, tx: tx,
+		captureDone: make(chan error, 1), sendDone: make(chan struct{}), drain: make(chan struct{})}
+	p.progress.Store(time.Now().UnixNano())
+
+	cctx, ccancel := context.WithCancel(context.Background())
+	sctx, scancel := context.WithCancel(context.Background())
+	p.captureCancel, p.sendCancel = ccancel, scancel
+	go func() { p.captureDone <- a.captureLoop(cctx, p) }()
+	go func() { defer close(p.sendDone); a.sendLoop(sctx, p) }()
+	return p, nil
+}
+
+// captureLoop runs the capture loop into the queue.
+func (a *Agent) captureLoop(ctx context.Context, p *pipeline) error {
+	src := &watchedSource{Source: p.src, p: p}
+	trig := &countingTrigger{Trigger: p.trig, n: &a.events}
+	err := capture.Loop(ctx, src, trig, LoopOptions(p.cfg.Trigger, a.log.With("part", "capture")), func(f capture.Frame) {
+		a.metrics.captured.Inc()
+		a.lastCapture.Store(f.Time.UnixNano())
+		p.progress.Store(time.Now().UnixNano())
+		switch err := a.queue.Put(f); {
+		case err == nil, errors.Is(err, queue.ErrNotDurable):
+			// ErrNotDurable: kept in RAM; the queue logged the spool failure.
+		case errors.Is(err, queue.ErrDropped), errors.Is(err, queue.ErrTooLarge):
+			// The queue logged and counted it under its reason.
+			a.metrics.putDropped.Inc()
+		default:
+			a.metrics.putDropped.Inc()
+			a.log.Error("frame not queued", "seq", f.Seq, "err", err)
+		}
+	})
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err == nil {
+		err = errors.New("capture loop ended")
+	}
+	return err
+}
+
+// sendLoop delivers queued frames in order until ctx ends, or, once drain
+// is closed, until the queue is empty or a delivery fails.
+func (a *Agent) sendLoop(ctx context.Context, p *pipeline) {
+	var (
+		failures  int
+		downSince time.Time
+		lastErr   string
+	)
+	for {
+		select {
+		case <-p.drain:
+			if !p.untilEmpty.Load() || a.queue.Stats().Pending == 0 {
+				return
+			}
+		default:
+		}
+		it, err := a.queue.Next(ctx)
+		if err != nil {
+			return // ctx ended or the queue closed
+		}
+		f := it.Frame
+		t0 := time.Now()
+		p.inSend.Store(t0.UnixNano())
+		err = p.tx.Send(ctx, f)
+		p.inSend.Store(0)
+		switch {
+		case err == nil:
+			a.queue.Ack(it)
+			a.queue.SetLinkUp(true)
+			a.linkUp.Store(true)
+			a.metrics.sent.Inc()
+			a.metrics.sentBytes.Add(len(f.Data))
+			a.metrics.sendSeconds.UpdateDuration(t0)
+			a.lastDelivery.Store(time.Now().UnixNano())
+			if failures > 0 {
+				a.log.Info("delivering again", "after_failed_attempts", failures, "down_for", time.Since(downSince).Round(time.Millisecond), "queued", a.queue.Stats().Pending)
+				failures, lastErr = 0, ""
+			}
+			a.log.Debug("frame delivered", "seq", f.Seq, "bytes", len(f.Data), "trigger", f.Trigger, "took", time.Since(t0).Round(time.Microsecond))
+		case sender.IsPermanent(err):
+			// Retrying could never succeed: drop it, loudly.
+			a.queue.Ack(it)
+			a.metrics.rejected.Inc()
+			a.log.Warn("receiver refused the frame permanently; dropped (counted as rejected)", "seq", f.Seq, "bytes", len(f.Data), "captured", f.Time, "err", err)
+		default:
+			a.queue.Nack(it)
+			a.metrics.failures.Inc()
+			if ctx.Err() != nil {
+				return
+			}
+			a.queue.SetLinkUp(false)
+			a.linkUp.Store(false)
+			if failures == 0 {
+				downSince = t0
+				st := a.queue.Stats()
+				a.log.Warn("cannot deliver frames; they stay queued and are retried with backoff", "err", err, "queued", st.Pending, "spooled", st.SpoolFrames)
+			} else if msg := err.Error(); msg != lastErr {
+				a.log.Info("still cannot deliver", "err", err, "failed_attempts", failures+1, "down_for", time.Since(downSince).Round(time.Second))
+			} else {
+				a.log.Debug("delivery attempt failed", "err", err, "failed_attempts", failures+1)
+			}
+			failures++
+			lastErr = err.Error()
+			select {
+			case <-p.drain:
+				return // stopping: the rest is spooled
+			default:
+			}
+		}
+	}
+}
+
+// stop retires a pipeline: capture stops at once; the send loop goes on
+// while frames are pending and the link works, for at most
+// shutdown.timeout (until the queue is empty when untilEmpty, else only
+// the frame in flight), then BYE BYE closes the link.
+func (a *Agent) stop(p *pipeline, untilEmpty bool) {
+	deadline := time.Now().Add(p.cfg.Shutdown.Timeout)
+	p.captureCancel()
+	select {
+	case <-p.captureDone:
+	case <-time.After(p.cfg.Shutdown.Timeout):
+		a.log.Error("the capture loop did not stop in time; continuing the shutdown")
+	}
+	p.trig.Close()
+	p.src.Close()
+
+	p.untilEmpty.Store(untilEmpty)
+	close(p.drain)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+wait:
+	for {
+		select {
+		case <-p.sendDone:
+			break wait
+		case <-tick.C:
+			st := a.queue.Stats()
+			if st.Pending == 0 || (!untilEmpty && st.InFlight == 0) {
+				p.sendCancel()
+			}
+		case <-timer.C:
+			a.log.Warn("shutdown timeout: the frame in flight is kept for the next run", "timeout", p.cfg.Shutdown.Timeout)
+			p.sendCancel()
+		}
+	}
+	p.sendCancel()
+	bctx, cancel := context.WithTimeout(context.Background(), min(2*time.Second, max(time.Until(deadline), 500*time.Millisecond)))
+	if err := p.tx.Close(bctx); err != nil {
+		a.log.Debug("closing the link", "err", err)
+	}
+	cancel()
+}
+
+// reload applies a new configuration without losing a frame: the queue
+// stays, the pipeline is rebuilt. Sections that the queue, the listener
+// and the logger were built from cannot change in place; a reload that
+// touches them is refused with an explanation, and the agent keeps
+// running as before.
+func (a *Agent) reload() {
+	if a.opts.Reload == nil {
+		a.log.Warn("reload requested but this agent was started without a way to reload; restart it instead")
+		return
+	}
+	l, err := a.opts.Reload()
+	if err != nil {
+		a.metrics.reloadFails.Inc()
+		a.log.Error("reload refused: the new configuration is invalid; still running the old one", "err", err)
+		return
+	}
+	a.mu.Lock()
+	old := a.cfg
+	a.mu.Unlock()
+	nc := l.Config
+	var fixed []string
+	if !reflect.DeepEqual(old.Queue, nc.Queue) {
+		fixed = append(fixed, "queue")
+	}
+	if !reflect.DeepEqual(old.HTTP, nc.HTTP) {
+		fixed = append(fixed, "http")
+	}
+	if !reflect.DeepEqual(old.Log, nc.Log) {
+		fixed = append(fixed, "log")
+	}
+	if len(fixed) > 0 {
+		a.metrics.reloadFails.Inc()
+		a.log.Error("reload refused: these sections cannot change while running; restart the agent (systemctl restart framepush) to apply them", "sections", fixed)
+		return
+	}
+	if reflect.DeepEqual(old, nc) {
+		a.log.Info("reload: configuration unchanged")
+		a.metrics.reloads.Inc()
+		return
+	}
+	p := a.currentPipe()
+	a.log.Info("reloading: stopping capture and the link; queued frames stay queued")
+	a.stop(p, false)
+	np, err := a.start(nc)
+	if err != nil {
+		a.metrics.reloadFails.Inc()
+		a.log.Error("reload failed, going back to the previous configuration", "err", err)
+		np, err = a.start(old)
+		if err != nil {
+			// Neither works (e.g. the GPIO line was taken meanwhile): the
+			// capture side reports it and Run stops.
+			a.log.Error("the previous configuration cannot be started again either", "err", err)
+			np = failedPipeline(old, err)
+		}
+		a.setPipe(np)
+		return
+	}
+	a.mu.Lock()
+	a.cfg = nc
+	a.mu.Unlock()
+	a.setPipe(np)
+	a.metrics.reloads.Inc()
+	a.log.Info("reloaded", "source", nc.Source.Type, "trigger", nc.Trigger.Type, "server", nc.Server.Addresses)
+}
+
+// failedPipeline is a pipeline whose capture side has already failed with
+// err, so that Run stops the agent through its usual path.
+func failedPipeline(cfg config.Config, err error) *pipeline {
+	p := &pipeline{cfg: cfg, captureDone: make(chan error, 1), sendDone: make(chan struct{}), drain: make(chan struct{}),
+		captureCancel: func() {}, sendCancel: func() {}, trig: nopCloser{}, src: capture.NewReopener(nil, capture.ReopenOptions{}, nil), tx: closedTransport{}}
+	close(p.sendDone)
+	p.captureDone <- err
+	return p
+}
+
+type nopCloser struct{}
+
+func (nopCloser) Wait(ctx context.Context) (capture.Event, error) {
+	<-ctx.Done()
+	return capture.Event{}, ctx.Err()
+}
+func (nopCloser) Close() error { return nil }
+
+type closedTransport struct{}
+
+func (closedTransport) Send(context.Context, capture.Frame) error { return errors.New("no link") }
+func (closedTransport) Close(context.Context) error               { return nil }
+func (closedTransport) Stats() sender.Stats                       { return sender.Stats{} }
+
+func (a *Agent) setPipe(p *pipeline) {
+	a.mu.Lock()
+	a.pipe = p
+	a.mu.Unlock()
+}
+
+func (a *Agent) currentPipe() *pipeline {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pipe
+}
+
+// Config returns the configuration in effect.
+func (a *Agent) Config() config.Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
+}
+
+// stuck explains why the agent looks hung (and the systemd watchdog
+// should not be fed), or returns "". A Capture call may legitimately last
+// long while a lost camera is retried, so the capture side counts as
+// stuck only when it made no progress (no frame, no reopen attempt) for
+// longer than one retry can take; a Send call is bounded by its timeouts
+// and backoff.
+func (a *Agent) stuck(p *pipeline) string {
+	now := time.Now()
+	c := p.cfg
+	if s := p.inCapture.Load(); s != 0 {
+		bound := c.Source.FrameTimeout + c.Source.Reopen.Max + time.Minute
+		last := max(p.progress.Load(), s)
+		if d := now.Sub(time.Unix(0, last)); d > bound {
+			return fmt.Sprintf("capture made no progress for %v", d.Round(time.Second))
+		}
+	}
+	if s := p.inSend.Load(); s != 0 {
+		n := time.Duration(len(c.Server.Addresses))
+		bound := n*c.Server.ConnectTimeout + 3*c.Server.AnswerTimeout + c.Server.Backoff.Max + 2*time.Minute
+		if d := now.Sub(time.Unix(0, s)); d > bound {
+			return fmt.Sprintf("one frame has been sending for %v", d.Round(time.Second))
+		}
+	}
+	return ""
+}
+
+// watchedSource records when a Capture call is in progress and whether the
+// reopener is making progress, for the watchdog.
+type watchedSource struct {
+	capture.Source
+	p *pipeline
+}
+
+func (w *watchedSource) Capture(ctx context.Context) (capture.Frame, error) {
+	w.p.inCapture.Store(time.Now().UnixNano())
+	defer w.p.inCapture.Store(0)
+	return w.Source.Capture(ctx)
+}
+
+// countingTrigger counts trigger events for metrics.
+type countingTrigger struct {
+	capture.Trigger
+	n *atomic.Uint64
+}
+
+func (c *countingTrigger) Wait(ctx context.Context) (capture.Event, error) {
+	ev, err := c.Trigger.Wait(ctx)
+	if err == nil {
+		c.n.Add(1)
+	}
+	return ev, err
+}
+
+// Snapshot is the agent's state at one moment, for metrics and health.
+type Snapshot struct {
+	LinkUp         bool
+	Connects       uint64
+	Reconnects     uint64
+	CameraUp       bool
+	CameraReopens  uint64
+	CameraFailures uint64
+	CameraError    string
+	CameraDownFor  time.Duration
+	Events         uint64
+	LastCapture    time.Time
+	LastDelivery   time.Time
+}
+
+func (a *Agent) snapshot() Snapshot {
+	s := Snapshot{LinkUp: a.linkUp.Load(), Events: a.events.Load(),
+		LastCapture: unixTime(a.lastCapture.Load()), LastDelivery: unixTime(a.lastDelivery.Load())}
+	p := a.currentPipe()
+	if p == nil {
+		return s
+	}
+	ts := p.tx.Stats()
+	s.Connects, s.Reconnects = ts.Connects, ts.Reconnects
+	if ts.Connected {
+		s.LinkUp = true
+	}
+	rs := p.src.Stats()
+	s.CameraUp = rs.Opens > 0 && !rs.Down
+	s.CameraReopens, s.CameraFailures, s.CameraError = rs.Reopens, rs.Failures, rs.LastError
+	if rs.Down && !rs.DownSince.IsZero() {
+		s.CameraDownFor = time.Since(rs.DownSince)
+	}
+	return s
+}
+
+func unixTime(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// Health is the /healthz answer.
+type Health struct {
+	Healthy      bool     `json:"healthy"`
+	Problems     []string `json:"problems,omitempty"`
+	Camera       string   `json:"camera"` // up, down, not-opened
+	Link         string   `json:"link"`   // up, down
+	Queued       int      `json:"queued"`
+	Spooled      int      `json:"spooled"`
+	LastCapture  string   `json:"last_capture,omitempty"`
+	LastDelivery string   `json:"last_delivery,omitempty"`
+}
+
+// Health says whether the agent is doing its job: capturing (for
+// continuous and interval triggers: a frame within healthy_within or two
+// periods; for event triggers: the camera not down for longer than
+// healthy_within) and pushing (nothing queued, or a delivery within
+// healthy_within).
+func (a *Agent) Health() Health {
+	cfg := a.Config()
+	s := a.snapshot()
+	st := a.queue.Stats()
+	within := cfg.HTTP.HealthyWithin
+	h := Health{Camera: "not-opened", Link: "down", Queued: st.Pending, Spooled: st.SpoolFrames}
+	if s.LinkUp {
+		h.Link = "up"
+	}
+	switch {
+	case s.CameraUp:
+		h.Camera = "up"
+	case s.CameraFailures > 0:
+		h.Camera = "down"
+	}
+	if !s.LastCapture.IsZero() {
+		h.LastCapture = s.LastCapture.Format(time.RFC3339Nano)
+	}
+	if !s.LastDelivery.IsZero() {
+		h.LastDelivery = s.LastDelivery.Format(time.RFC3339Nano)
+	}
+	since := func(t time.Time) time.Duration {
+		if t.IsZero() {
+			t = a.started
+		}
+		return time.Since(t)
+	}
+	switch cfg.Trigger.Type {
+	case "continuous", "interval":
+		limit := within
+		period := cfg.Trigger.Interval
+		if cfg.Trigger.Type == "continuous" && cfg.Trigger.FPS > 0 {
+			period = time.Duration(float64(time.Second) / cfg.Trigger.FPS)
+		}
+		limit = max(limit, 2*period)
+		if d := since(s.LastCapture); d > limit {
+			h.Problems = append(h.Problems, fmt.Sprintf("no frame captured for %v (camera: %s %s)", d.Round(time.Second), h.Camera, s.CameraError))
+		}
+	default:
+		if s.CameraDownFor > within {
+			h.Problems = append(h.Problems, fmt.Sprintf("camera down for %v: %s", s.CameraDownFor.Round(time.Second), s.CameraError))
+		}
+	}
+	if st.Pending > 0 {
+		if d := since(s.LastDelivery); d > within {
+			h.Problems = append(h.Problems, fmt.Sprintf("%d frames queued and none delivered for %v", st.Pending, d.Round(time.Second)))
+		}
+	}
+	h.Healthy = len(h.Problems) == 0
+	return h
+}
+
+func (a *Agent) logStatus() {
+	st := a.queue.Stats()
+	s := a.snapshot()
+	a.log.Info("status", "captured", a.metrics.captured.Get(), "delivered", a.metrics.sent.Get(),
+		"queued", st.Pending, "spooled", st.SpoolFrames, "spool_bytes", st.SpoolBytes,
+		"dropped", dropTotal(st)+a.metrics.rejected.Get(), "link_up", s.LinkUp, "camera_up", s.CameraUp)
+}
+
+func dropTotal(st queue.Stats) uint64 {
+	var n uint64
+	for _, v := range st.Dropped {
+		n += v
+	}
+	return n
+}

@@ -1,0 +1,164 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"syscall"
+
+	"framepush/capture"
+	"framepush/config"
+	"framepush/internal/backoff"
+	"framepush/queue"
+	"framepush/sender"
+	"framepush/wire"
+)
+
+// This file turns configuration sections into the parts of the pipeline.
+// Each function does no I/O beyond what opening the part requires, so a
+// reload can build the new parts before it retires the old ones.
+
+// NewSource returns the configured frame source wrapped in a Reopener, so
+// that a lost camera or a dead child process is closed once, backed off
+// and reopened, and the agent exits after source.reopen.give_up.
+func NewSource(c config.Source, log *slog.Logger) (*capture.Reopener, error) {
+	var (
+		open func(context.Context) (capture.Source, error)
+		name string
+	)
+	switch c.Type {
+	case "testpattern":
+		name = "testpattern"
+		o := capture.TestPatternOptions{Width: c.Width, Height: c.Height, JPEGQuality: c.JPEGQuality, Name: "default"}
+		// Fail now on bad options rather than at the first capture.
+		probe, err := capture.NewTestPattern(o)
+		if err != nil {
+			return nil, err
+		}
+		probe.Close()
+		open = func(context.Context) (capture.Source, error) { return capture.NewTestPattern(o) }
+	case "v4l2":
+		name = "v4l2:" + c.Device
+		open = capture.V4L2Opener(capture.V4L2Options{
+			Device: c.Device, Format: c.Format, Width: c.Width, Height: c.Height, FPS: c.FPS,
+			Buffers: c.Buffers, JPEGQuality: c.JPEGQuality, Controls: c.Controls, FrameTimeout: c.FrameTimeout,
+		}, log)
+	case "command":
+		name = "command:" + c.Command[0]
+		o := capture.CommandOptions{
+			Command: c.Command, FrameTimeout: c.FrameTimeout,
+			Backoff: backoff.Policy{Initial: c.Reopen.Initial, Max: c.Reopen.Max},
+			Logger:  log,
+		}
+		open = func(context.Context) (capture.Source, error) { return capture.NewCommandSource(o) }
+	case "dir":
+		name = "dir:" + c.Dir
+		o := capture.DirSourceOptions{Dir: c.Dir, Loop: c.Loop, Logger: log}
+		open = func(context.Context) (capture.Source, error) { return capture.NewDirSource(o) }
+	default:
+		return nil, fmt.Errorf("source.type %q is unknown (want testpattern, v4l2, command or dir)", c.Type)
+	}
+	return capture.NewReopener(open, capture.ReopenOptions{
+		Name:    name,
+		Backoff: backoff.Policy{Initial: c.Reopen.Initial, Max: c.Reopen.Max},
+		GiveUp:  c.Reopen.GiveUp,
+	}, log), nil
+}
+
+// NewTrigger returns the configured trigger, merged with a SIGUSR1 trigger
+// when trigger.signal is set.
+func NewTrigger(c config.Trigger, log *slog.Logger) (capture.Trigger, error) {
+	var t capture.Trigger
+	switch c.Type {
+	case "continuous":
+		t = capture.NewContinuous(c.FPS)
+	case "interval":
+		t = capture.NewInterval(c.Interval)
+	case "signal":
+		return capture.NewSignal(syscall.SIGUSR1), nil
+	case "gpio":
+		g := c.GPIO
+		o := capture.GPIOOptions{
+			Line: g.Line, Chip: g.Chip, Edge: g.Edge, Pull: g.Pull, Debounce: g.Debounce,
+			Frames: g.Frames, WhileActive: g.WhileActive, ActiveFPS: g.ActiveFPS,
+			PreTrigger: g.PreTrigger, Logger: log,
+		}
+		if g.Offset != nil {
+			o.Offset = *g.Offset
+		}
+		gt, err := capture.OpenGPIO(o)
+		if err != nil {
+			return nil, err
+		}
+		t = gt
+	default:
+		return nil, fmt.Errorf("trigger.type %q is unknown (want continuous, interval, gpio or signal)", c.Type)
+	}
+	if c.Signal {
+		t = capture.Merge(t, capture.NewSignal(syscall.SIGUSR1))
+	}
+	return t, nil
+}
+
+// LoopOptions maps the trigger section onto the capture loop.
+func LoopOptions(c config.Trigger, log *slog.Logger) capture.LoopOptions {
+	o := capture.LoopOptions{Logger: log}
+	if c.Type == "gpio" {
+		o.PreTrigger = c.GPIO.PreTrigger
+		o.PreTriggerFPS = c.GPIO.PreTriggerFPS
+		o.ActiveFPS = c.GPIO.ActiveFPS
+	}
+	return o
+}
+
+// QueueOptions maps the queue section onto the queue. The config speaks
+// in positives (keep_triggered, fsync) where the queue's zero values are
+// the safe defaults (NoTriggerPriority, NoFsync).
+func QueueOptions(c config.Queue, log *slog.Logger) queue.Options {
+	return queue.Options{
+		MemoryFrames:      c.MemoryFrames,
+		MemoryBytes:       int64(c.MemoryBytes),
+		SpoolDir:          c.SpoolDir,
+		SpoolMaxBytes:     int64(c.SpoolMaxBytes),
+		SpoolMaxFrames:    c.SpoolMaxFrames,
+		MaxAge:            c.MaxAge,
+		Drop:              queue.DropPolicy(c.Drop),
+		NoTriggerPriority: !c.KeepTriggered,
+		AlwaysSpool:       c.AlwaysSpool,
+		NoFsync:           !c.Fsync,
+		Logger:            log,
+	}
+}
+
+// SenderOptions maps the server section onto the sender.
+func SenderOptions(c config.Server, name string, log *slog.Logger) (sender.Options, error) {
+	term, err := wire.ParseTerminator(c.Terminator)
+	if err != nil {
+		return sender.Options{}, fmt.Errorf("server.terminator: %w", err)
+	}
+	sum, err := wire.ParseChecksum(c.Checksum)
+	if err != nil {
+		return sender.Options{}, fmt.Errorf("server.checksum: %w", err)
+	}
+	o := sender.Options{
+		Addresses:      c.Addresses,
+		Mode:           sender.Mode(c.Mode),
+		Terminator:     term,
+		Extension:      c.Extension,
+		Checksum:       sum,
+		Name:           name,
+		ConnectTimeout: c.ConnectTimeout,
+		AnswerTimeout:  c.AnswerTimeout,
+		MinThroughput:  int64(c.MinThroughput),
+		Backoff:        backoff.Policy{Initial: c.Backoff.Initial, Max: c.Backoff.Max, Multiplier: c.Backoff.Multiplier},
+		Logger:         log,
+	}
+	if c.TLS.Enabled {
+		tc, err := sender.TLSConfig(c.TLS.CA, c.TLS.Cert, c.TLS.Key, c.TLS.ServerName, c.TLS.InsecureSkipVerify)
+		if err != nil {
+			return sender.Options{}, fmt.Errorf("server.tls: %w", err)
+		}
+		o.TLS = tc
+	}
+	return o, nil
+}

@@ -168,15 +168,24 @@ func startReceiver(t testing.TB, opt receiver.Options) (string, *receiver.Server
 	return l.Addr().String(), s
 }
 
-// payload returns n deterministic pseudo-random bytes for seed; the first
-// bytes are a JPEG start marker when n allows, as camera frames have.
+// payload returns n deterministic pseudo-random bytes for seed. Frames of
+// 16 bytes or more start with a JPEG start marker, as camera frames do;
+// shorter ones start with seed's bytes instead, so that frames with
+// different seeds (below 256 for 1-byte frames) never share content and a
+// SHA-256 names one frame.
 func payload(n int, seed uint64) []byte {
 	r := rand.New(rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16), byte(seed >> 24), 'e', '2', 'e'}))
 	b := make([]byte, n)
 	for i := range b {
 		b[i] = byte(r.Uint32())
 	}
-	copy(b, []byte{0xFF, 0xD8, 0xFF, 0xE0})
+	if n >= 16 {
+		copy(b, []byte{0xFF, 0xD8, 0xFF, 0xE0})
+	} else {
+		for i := 0; i < n && i < 8; i++ {
+			b[i] = byte(seed >> (8 * i))
+		}
+	}
 	return b
 }
 
@@ -289,16 +298,4 @@ func (m manifest) verify(t testing.TB, dir string) (duplicates int) {
 		duplicates += n - 1
 	}
 	return duplicates
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -43,7 +43,9 @@ func TestExampleMatchesDefaults(t *testing.T) {
 
 func TestFileEnvFlagPrecedence(t *testing.T) {
 	p := write(t, "trigger:\n  type: interval\n  interval: 30s\nserver:\n  addresses: [10.1.1.1:7400]\nqueue:\n  memory_bytes: 8MiB\n")
-	l, err := Load(p, []string{"FRAMEPUSH_TRIGGER_INTERVAL=45s", "PATH=/bin", "FRAMEPUSH_SERVER_ADDRESSES=a:1, b:2"},
+	// FRAMEPUSH_CONFIG and the scripts' variables are not settings.
+	l, err := Load(p, []string{"FRAMEPUSH_TRIGGER_INTERVAL=45s", "PATH=/bin", "FRAMEPUSH_SERVER_ADDRESSES=a:1, b:2",
+		"FRAMEPUSH_CONFIG=/etc/x.yaml", "FRAMEPUSH_SKIP_VM=1", "FRAMEPUSH_VM_WORK=/tmp/x"},
 		[]string{"trigger.interval=1m", "source.controls.brightness=12"})
 	if err != nil {
 		t.Fatal(err)

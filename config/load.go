@@ -18,6 +18,14 @@ import (
 // FRAMEPUSH_SERVER_ADDRESSES=10.0.0.5:7400 or FRAMEPUSH_TRIGGER_GPIO_LINE=GPIO17.
 const EnvPrefix = "FRAMEPUSH_"
 
+// FRAMEPUSH_CONFIG names the configuration file (framepush run reads it when no
+// --config is given); it is not a setting, so Load skips it. Variables of
+// the test and build scripts (FRAMEPUSH_CACHE, FRAMEPUSH_SKIP_VM, ...) are
+// not settings either and are skipped the same way.
+var envNotSettings = map[string]bool{
+	EnvPrefix + "CONFIG": true, EnvPrefix + "CACHE": true, EnvPrefix + "SKIP_VM": true,
+}
+
 // Loaded is a configuration with the origin of every value that did not
 // come from the defaults, so errors can point at it.
 type Loaded struct {
@@ -52,7 +60,7 @@ func Load(file string, env []string, sets []string) (*Loaded, error) {
 	var errs []error
 	for _, kv := range env {
 		name, val, ok := strings.Cut(kv, "=")
-		if !ok || !strings.HasPrefix(name, EnvPrefix) {
+		if !ok || !strings.HasPrefix(name, EnvPrefix) || envNotSettings[name] || strings.HasPrefix(name, EnvPrefix+"VM_") || strings.HasPrefix(name, EnvPrefix+"GOARM6_") {
 			continue
 		}
 		path, ok := envPaths()[name]

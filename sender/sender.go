@@ -227,7 +227,8 @@ func (s *Sender) Send(ctx context.Context, f capture.Frame) error {
 }
 
 // Deliver calls Send until f is delivered, refused permanently, or ctx is
-// done; in the last case the error names the last failure as well.
+// done; in the last case the error is the last failure, wrapped together
+// with ctx's error.
 func (s *Sender) Deliver(ctx context.Context, f capture.Frame) error {
 	var last error
 	for {
@@ -236,8 +237,9 @@ func (s *Sender) Deliver(ctx context.Context, f capture.Frame) error {
 			return err
 		}
 		if ctx.Err() != nil {
-			if last != nil {
-				return fmt.Errorf("%w (last failure: %v)", err, last)
+			if last != nil && errors.Is(err, ctx.Err()) {
+				// The failure says why; the context only when it gave up.
+				return fmt.Errorf("%w (gave up: %w)", last, ctx.Err())
 			}
 			return err
 		}

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"framepush/capture"
+	"framepush/config"
+	"framepush/internal/backoff"
+	"framepush/sender"
+	"framepush/wire"
+)
+
+const sendUsage = `Usage:
+  framepush send [flags] FILE...
+
+Sends each FILE as one frame, in order, over the SIZE / GOT SIZE / GOT IMAGE
+handshake: the seed client's job, with timeouts, retries and failover. It
+prints one line per file delivered and exits 0 only when every file was
+acknowledged with GOT IMAGE; 1 when any was not (each failure says why);
+2 for a usage error. A file the server refuses for good (too large, ...)
+is not retried; the others go on.
+
+Examples:
+  # To framerecv on this machine (start one with: framerecv --dir ./frames)
+  framepush send photo.jpg
+  #   sent photo.jpg (48213 bytes) to 127.0.0.1:7400 in 3.1ms
+
+  # A folder of snapshots to a LAN server, falling back to a second one
+  framepush send --server 192.168.1.10:7400 --server 192.168.1.11:7400 snaps/*.jpg
+
+  # To the original Python server from the seed article, unchanged. The
+  # default bytes are the seed client's ("SIZE <n>", no terminator). That
+  # server takes one image per connection: auto mode (the default) notices
+  # and reconnects for each file; --mode seed does so from the start. It
+  # also cuts images above 126,976 bytes and stalls on ones of 4096 bytes or
+  # less (it waits for more data), so keep to sizes in between with it.
+  python2 server.py &                       # listening on, say, port 6666
+  framepush send --server 127.0.0.1:6666 --mode seed image.png
+
+  # Metadata for framerecv: device name, frame id, mtime and a SHA-256 the
+  # receiver verifies before it answers GOT IMAGE (filed under DIR/porch/)
+  framepush send --extension --name porch --checksum sha256 a.jpg b.jpg
+
+  # TLS with a client certificate (mTLS), giving up after 10 s of retrying
+  framepush send --server recv.example:7443 --tls-ca ca.pem \
+      --tls-cert cam.pem --tls-key cam.key --retry-for 10s img.jpg
+
+Flags:
+`
+
+// sendFlags are the settings of one framepush send run.
+type sendFlags struct {
+	servers       []string
+	mode          string
+	terminator    string
+	extension     bool
+	checksum      string
+	name          string
+	timeout       time.Duration
+	retryFor      time.Duration
+	minThroughput string
+	tls           bool
+	tlsCA         string
+	tlsCert       string
+	tlsKey        string
+	tlsServerName string
+	tlsInsecure   bool
+	verbose       bool
+}
+
+// addrList is a repeatable --server flag.
+type addrList []string
+
+func (a *addrList) String() string     { return strings.Join(*a, ",") }
+func (a *addrList) Set(v string) error { *a = append(*a, v); return nil }
+
+func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	flags := flag.NewFlagSet("framepush send", flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	var f sendFlags
+	var servers addrList
+	defaultServer := fmt.Sprintf("127.0.0.1:%d", config.DefaultPort)
+	flags.Var(&servers, "server", "receiver `HOST:PORT`; repeat for failover, tried in order (default "+defaultServer+")")
+	flags.StringVar(&f.mode, "mode", "auto", "frames per connection: `auto` (persistent, one per connection if the server closes after each), persistent or seed")
+	flags.StringVar(&f.terminator, "terminator", "none", "SIZE line ending: `none` (the seed's bytes), lf or crlf (the receiver need not wait for the number to end)")
+	flags.BoolVar(&f.extension, "extension", false, "send name, id, ts (file mtime) and checksum tokens on the SIZE line (the original server ignores them)")
+	flags.StringVar(&f.checksum, "checksum", "sha256", "payload checksum with --extension: `sha256`, crc32c or none")
+	flags.StringVar(&f.name, "name", "", "device `NAME` with --extension (framerecv files frames under DIR/NAME/)")
+	flags.DurationVar(&f.timeout, "timeout", 10*time.Second, "limit for connecting and for each answer (`DURATION`)")
+	flags.DurationVar(&f.retryFor, "retry-for", 20*time.Second, "keep retrying a file for up to `DURATION` with backoff; 0 tries each file once")
+	flags.StringVar(&f.minThroughput, "min-throughput", "64KiB", "slowest payload rate in `BYTES` per second before a write times out")
+	flags.BoolVar(&f.tls, "tls", false, "use TLS, verifying the server against the system's CAs (implied by the other --tls-* flags)")
+	flags.StringVar(&f.tlsCA, "tls-ca", "", "PEM `FILE` of CAs that sign the server's certificate")
+	flags.StringVar(&f.tlsCert, "tls-cert", "", "client certificate PEM `FILE` for mTLS (needs --tls-key)")
+	flags.StringVar(&f.tlsKey, "tls-key", "", "client key PEM `FILE` for --tls-cert")
+	flags.StringVar(&f.tlsServerName, "tls-server-name", "", "`NAME` to verify in the server's certificate (default: the host of --server)")
+	flags.BoolVar(&f.tlsInsecure, "tls-insecure", false, "do not verify the server's certificate (testing only)")
+	flags.BoolVar(&f.verbose, "verbose", false, "log connections and retries to stderr")
+	flags.Usage = func() {} // errors get a hint below; --help the whole text on stdout
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			flags.SetOutput(stdout)
+			fmt.Fprint(stdout, sendUsage)
+			flags.PrintDefaults()
+			return 0
+		}
+		fmt.Fprintln(stderr, `Run "framepush send --help" for usage and examples.`)
+		return 2
+	}
+	set := map[string]bool{}
+	flags.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	f.servers = servers
+	if len(f.servers) == 0 {
+		f.servers = []string{defaultServer}
+	}
+	files := flags.Args()
+	opt, err := f.options(set, files)
+	if err != nil {
+		fmt.Fprintf(stderr, "framepush send: %v\nRun \"framepush send --help\" for usage and examples.\n", err)
+		return 2
+	}
+	if f.verbose {
+		opt.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	s, err := sender.New(opt)
+	if err != nil { // a bad --server
+		fmt.Fprintf(stderr, "framepush send: %v\nRun \"framepush send --help\" for usage and examples.\n", err)
+		return 2
+	}
+	failed := sendFiles(ctx, s, files, f.retryFor, stdout, stderr)
+	cctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	_ = s.Close(cctx) // BYE BYE; every file's fate is already known
+	if failed > 0 {
+		if len(files) > 1 {
+			fmt.Fprintf(stderr, "framepush send: %d of %d files not delivered\n", failed, len(files))
+		}
+		return 1
+	}
+	return 0
+}
+
+// options checks the flags and turns them into sender options.
+func (f *sendFlags) options(set map[string]bool, files []string) (sender.Options, error) {
+	var o sender.Options
+	if len(files) == 0 {
+		return o, errors.New("no FILE to send")
+	}
+	mode, err := sender.ParseMode(f.mode)
+	if err != nil {
+		return o, fmt.Errorf("--mode: %v", err)
+	}
+	term, err := wire.ParseTerminator(f.terminator)
+	if err != nil {
+		return o, fmt.Errorf("--terminator: %v", err)
+	}
+	sum, err := wire.ParseChecksum(f.checksum)
+	if err != nil {
+		return o, fmt.Errorf("--checksum: %v", err)
+	}
+	if !f.extension && (set["name"] || set["checksum"]) {
+		return o, errors.New("--name and --checksum travel in the SIZE line extension: add --extension")
+	}
+	if f.extension && f.name != "" && !wire.ValidToken(f.name) {
+		return o, fmt.Errorf("--name %q: want 1-128 of A-Z a-z 0-9 . _ : + -", f.name)
+	}
+	if f.timeout <= 0 {
+		return o, fmt.Errorf("--timeout %v: want a positive duration such as 10s", f.timeout)
+	}
+	if f.retryFor < 0 {
+		return o, fmt.Errorf("--retry-for %v: want 0 (one attempt) or a positive duration", f.retryFor)
+	}
+	rate, err := config.ParseByteSize(f.minThroughput)
+	if err != nil || rate <= 0 {
+		return o, fmt.Errorf("--min-throughput %q: want a positive byte count such as 64KiB", f.minThroughput)
+	}
+	o = sender.Options{
+		Addresses:      f.servers,
+		Mode:           mode,
+		Terminator:     term,
+		Extension:      f.extension,
+		Checksum:       sum,
+		Name:           f.name,
+		ConnectTimeout: f.timeout,
+		AnswerTimeout:  f.timeout,
+		MinThroughput:  int64(rate),
+		Backoff:        backoff.Policy{Initial: 200 * time.Millisecond, Max: 5 * time.Second, Multiplier: 2},
+	}
+	if f.tls || f.tlsCA != "" || f.tlsCert != "" || f.tlsKey != "" || f.tlsServerName != "" || f.tlsInsecure {
+		o.TLS, err = sender.TLSConfig(f.tlsCA, f.tlsCert, f.tlsKey, f.tlsServerName, f.tlsInsecure)
+		if err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+// sendFiles sends files in order and returns how many were not delivered.
+// Once a file could not be delivered within retryFor, the server is taken
+// for unreachable and the remaining files are not tried.
+func sendFiles(ctx context.Context, s *sender.Sender, files []string, retryFor time.Duration, stdout, stderr io.Writer) int {
+	failed := 0
+	for i, file := range files {
+		if ctx.Err() != nil {
+			fmt.Fprintf(stderr, "framepush send: interrupted: %d files not sent\n", len(files)-i)
+			return failed + len(files) - i
+		}
+		fr, err := readFrame(file, uint64(i+1))
+		if err != nil {
+			fmt.Fprintf(stderr, "framepush send: %v\n", err)
+			failed++
+			continue
+		}
+		start := time.Now()
+		err = s.Send(ctx, fr)
+		if err != nil && !sender.IsPermanent(err) && ctx.Err() == nil && retryFor > 0 {
+			fmt.Fprintf(stderr, "framepush send: %s: %v; retrying for up to %v\n", file, err, retryFor)
+			rctx, cancel := context.WithTimeout(ctx, retryFor)
+			err = s.Deliver(rctx, fr)
+			cancel()
+		}
+		switch {
+		case err == nil:
+			st := s.Stats()
+			fmt.Fprintf(stdout, "sent %s (%d bytes) to %s in %v\n", file, len(fr.Data), st.Address, roundDuration(time.Since(start)))
+		case sender.IsPermanent(err):
+			fmt.Fprintf(stderr, "framepush send: %s: refused, not retried: %v\n", file, err)
+			failed++
+		default:
+			fmt.Fprintf(stderr, "framepush send: %s: not delivered: %v\n", file, err)
+			failed++
+			if rest := len(files) - i - 1; rest > 0 {
+				why := "giving up"
+				if ctx.Err() != nil {
+					why = "interrupted"
+				}
+				fmt.Fprintf(stderr, "framepush send: %s: %d remaining files not sent\n", why, rest)
+				return failed + rest
+			}
+		}
+	}
+	return failed
+}
+
+// readFrame loads file as frame seq: its bytes, its format from the magic
+// bytes and its modification time as the capture time.
+func readFrame(file string, seq uint64) (capture.Frame, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return capture.Frame{}, fmt.Errorf("%s: cannot read: %w", file, err)
+	}
+	if len(data) == 0 {
+		return capture.Frame{}, fmt.Errorf("%s: empty file, not sent (the protocol cannot carry 0 bytes)", file)
+	}
+	fr := capture.Frame{Data: data, Format: formatOf(data), Seq: seq, Source: "file:" + file, Trigger: "send"}
+	if st, err := os.Stat(file); err == nil {
+		fr.Time = st.ModTime()
+	}
+	return fr, nil
+}
+
+// formatOf names an image format from its magic bytes.
+func formatOf(b []byte) string {
+	switch {
+	case bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}):
+		return "jpeg"
+	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
+		return "png"
+	}
+	return "bin"
+}
+
+// roundDuration keeps three significant digits or so for humans.
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	}
+	return d.Round(time.Microsecond)
+}

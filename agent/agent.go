@@ -102,6 +102,7 @@ type pipeline struct {
 	drain         chan struct{} // closed: the send loop stops after its current frame (untilEmpty: once the queue is empty or the link fails)
 	untilEmpty    atomic.Bool
 
+	loop      atomic.Pointer[capture.Looper]
 	inCapture atomic.Int64 // unix nanos when the current Capture call began; 0 outside
 	inSend    atomic.Int64
 	progress  atomic.Int64 // unix nanos of the last capture-side progress (frame, reopen, failure)
@@ -213,6 +214,13 @@ func (a *Agent) Run(ctx context.Context, reload <-chan struct{}) (err error) {
 			a.stop(p, true)
 			return nil
 		case cerr := <-p.captureDone:
+			if errors.Is(cerr, capture.ErrExhausted) {
+				// A folder replayed without loop: done, like a finished job.
+				a.log.Info("source exhausted: every file was captured; delivering what is queued, then exiting")
+				p.captureDone <- nil
+				a.stop(p, true)
+				return nil
+			}
 			// The capture side ended on its own: the camera is gone for good.
 			a.opts.Notify(daemon.SdNotifyStopping + "\nSTATUS=capture failed")
 			a.log.Error("capture failed, stopping so that the service manager restarts the agent", "err", cerr)
@@ -273,7 +281,7 @@ func (a *Agent) start(cfg config.Config) (*pipeline, error) {
 func (a *Agent) captureLoop(ctx context.Context, p *pipeline) error {
 	src := &watchedSource{Source: p.src, p: p}
 	trig := &countingTrigger{Trigger: p.trig, n: &a.events}
-	err := capture.Loop(ctx, src, trig, LoopOptions(p.cfg.Trigger, a.log.With("part", "capture")), func(f capture.Frame) {
+	err := p.looper(src, trig, LoopOptions(p.cfg.Trigger, a.log.With("part", "capture")), func(f capture.Frame) {
 		a.metrics.captured.Inc()
 		a.lastCapture.Store(f.Time.UnixNano())
 		p.progress.Store(time.Now().UnixNano())
@@ -287,7 +295,7 @@ func (a *Agent) captureLoop(ctx context.Context, p *pipeline) error {
 			a.metrics.putDropped.Inc()
 			a.log.Error("frame not queued", "seq", f.Seq, "err", err)
 		}
-	})
+	}).Run(ctx)
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -547,6 +555,13 @@ func (a *Agent) stuck(p *pipeline) string {
 	return ""
 }
 
+// looper creates the pipeline's capture loop and keeps it for Stats.
+func (p *pipeline) looper(src capture.Source, trig capture.Trigger, o capture.LoopOptions, emit func(capture.Frame)) *capture.Looper {
+	l := capture.NewLooper(src, trig, o, emit)
+	p.loop.Store(l)
+	return l
+}
+
 // watchedSource records when a Capture call is in progress and whether the
 // reopener is making progress, for the watchdog.
 type watchedSource struct {
@@ -585,6 +600,8 @@ type Snapshot struct {
 	CameraError    string
 	CameraDownFor  time.Duration
 	Events         uint64
+	Coalesced      uint64
+	CaptureErrors  uint64
 	LastCapture    time.Time
 	LastDelivery   time.Time
 }
@@ -600,6 +617,10 @@ func (a *Agent) snapshot() Snapshot {
 	s.Connects, s.Reconnects = ts.Connects, ts.Reconnects
 	if ts.Connected {
 		s.LinkUp = true
+	}
+	if l := p.loop.Load(); l != nil {
+		ls := l.Stats()
+		s.Coalesced, s.CaptureErrors = ls.Coalesced, ls.CaptureErrors
 	}
 	rs := p.src.Stats()
 	s.CameraUp = rs.Opens > 0 && !rs.Down

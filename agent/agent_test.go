@@ -5,18 +5,21 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"image/jpeg"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"framepush/capture"
 	"framepush/config"
 	"framepush/receiver"
 )
@@ -480,5 +483,48 @@ func TestBadPartsFailClearly(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "trigger") ||
 		!(strings.Contains(err.Error(), "no-such-chip") || strings.Contains(err.Error(), "no GPIO character devices")) {
 		t.Fatalf("missing GPIO chip: %v", err)
+	}
+}
+
+func TestFolderReplayEndsAfterDelivery(t *testing.T) {
+	dir := t.TempDir()
+	tp, err := capture.NewTestPattern(capture.TestPatternOptions{Width: 96, Height: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 7 {
+		f, err := tp.Capture(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("img-%03d.jpg", i)), f.Data, 0o644)
+	}
+	tp.Close()
+	rv := startRecv(t, "127.0.0.1:0", nil)
+	c := testConfig(rv.addr)
+	c.Source.Type, c.Source.Dir, c.Source.Loop = "dir", dir, false
+	r, logs := startAgent(t, c, Options{})
+	select {
+	case err := <-r.done:
+		r.done <- err
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the agent did not end after the last file")
+	}
+	st := rv.frames()
+	if len(st) != 7 {
+		t.Fatalf("receiver stored %d of 7 files", len(st))
+	}
+	for i, s := range st {
+		got, _ := os.ReadFile(s.Path)
+		want, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("img-%03d.jpg", i)))
+		if !bytes.Equal(got, want) {
+			t.Fatalf("frame %d differs from img-%03d.jpg", i, i)
+		}
+	}
+	if !strings.Contains(logs.String(), "source exhausted") {
+		t.Fatalf("no log line saying why it ended")
 	}
 }

@@ -81,6 +81,8 @@ func newAgentMetrics(a *Agent) *agentMetrics {
 	s.NewGauge("framepush_camera_reopens_total", func() float64 { return float64(a.snapshot().CameraReopens) })
 	s.NewGauge("framepush_camera_failures_total", func() float64 { return float64(a.snapshot().CameraFailures) })
 	s.NewGauge("framepush_trigger_events_total", func() float64 { return float64(a.snapshot().Events) })
+	s.NewGauge("framepush_trigger_coalesced_total", func() float64 { return float64(a.snapshot().Coalesced) })
+	s.NewGauge("framepush_capture_errors_total", func() float64 { return float64(a.snapshot().CaptureErrors) })
 	s.NewGauge("framepush_last_capture_age_seconds", func() float64 { return age(a.snapshot().LastCapture) })
 	s.NewGauge("framepush_last_success_age_seconds", func() float64 { return age(a.snapshot().LastDelivery) })
 	return m

@@ -265,6 +265,9 @@ func (t *GPIOTrigger) Stats() GPIOStats {
 	return GPIOStats{Edges: t.edges.Load(), Accepted: t.accepted.Load(), Debounced: t.debounced.Load(), Dropped: t.dropped.Load()}
 }
 
+// Coalesced reports GPIOStats.Dropped, so Loop's statistics include it.
+func (t *GPIOTrigger) Coalesced() uint64 { return t.dropped.Load() }
+
 // Close makes pending and later Waits return ErrTriggerClosed at once,
 // stops the edge goroutine (within one poll of gpioPoll at worst; Halt
 // usually interrupts it sooner) and then releases the line if OpenGPIO

@@ -84,7 +84,7 @@ func FormatGPIOChips(w io.Writer, chips []GPIOChip) error {
 	fmt.Fprintln(tw, "or as `chip: LABEL` plus `offset: N` (any line; the label survives gpiochipN renumbering).")
 	for _, c := range chips {
 		fmt.Fprintf(tw, "\n%s  name %s  label %q  %d lines\n", c.Path, c.Name, c.Label, len(c.Lines))
-		fmt.Fprintln(tw, "  offset\tname\tstate\t")
+		fmt.Fprintln(tw, "  offset\tname\tstate")
 		for _, l := range c.Lines {
 			name := l.Name
 			if name == "" {
@@ -97,7 +97,7 @@ func FormatGPIOChips(w io.Writer, chips []GPIOChip) error {
 					state += " by " + strconv.Quote(l.Consumer)
 				}
 			}
-			fmt.Fprintf(tw, "  %d\t%s\t%s\t\n", l.Offset, name, state)
+			fmt.Fprintf(tw, "  %d\t%s\t%s\n", l.Offset, name, state)
 		}
 	}
 	return tw.Flush()

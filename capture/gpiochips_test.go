@@ -2,6 +2,7 @@ package capture
 
 import (
 	"bytes"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -81,4 +82,18 @@ func TestGPIONaturalOrder(t *testing.T) {
 	if !slices.Equal(paths, want) {
 		t.Fatalf("order %v, want %v", paths, want)
 	}
+}
+
+func ExampleFormatGPIOChips() {
+	FormatGPIOChips(os.Stdout, []GPIOChip{{Path: "/dev/gpiochip0", Name: "gpiochip0", Label: "9030000.pl061", Lines: []GPIOLineInfo{
+		{Offset: 0}, {Offset: 1, Name: "GPIO17", Consumer: "framepush@812", Used: true},
+	}}})
+	// Output:
+	// GPIO chips. In the config, name a trigger line as `line: NAME` (named lines only)
+	// or as `chip: LABEL` plus `offset: N` (any line; the label survives gpiochipN renumbering).
+	//
+	// /dev/gpiochip0  name gpiochip0  label "9030000.pl061"  2 lines
+	//   offset  name    state
+	//   0       -       free
+	//   1       GPIO17  used by "framepush@812"
 }

@@ -104,10 +104,12 @@ type Sender struct {
 	raw        net.Conn // the TCP connection under conn (same as conn without TLS)
 	watch      *watcher
 	ar         wire.AnswerReader
-	addrIdx    int // index of the address conn goes to
-	next       int // first address to dial
-	connFrames int // frames delivered on conn
-	seedAddr   string
+	addrIdx    int           // index of the address conn goes to
+	next       int           // first address to dial
+	connFrames int           // frames delivered on conn
+	seedAddr   string        // auto: the address whose server takes one frame per connection
+	seedAt     time.Time     // when auto switched to seed for seedAddr
+	recheck    time.Duration // auto: how long a switch to seed lasts before persistent is tried again
 	owed       time.Duration // backoff to wait before the next dial
 	lostConn   bool          // the last connection ended in a failure
 	line       []byte        // SIZE line, reused
@@ -130,11 +132,20 @@ func New(o Options) (*Sender, error) {
 		log:  o.Logger,
 		bo:   backoff.New(o.Backoff),
 		line: make([]byte, 0, wire.MaxLine),
+
+		recheck: autoRecheck,
 	}
 	s.st.Mode = s.modeFor(o.Addresses[0])
 	s.st.Address = o.Addresses[0]
 	return s, nil
 }
+
+// autoRecheck is how long auto mode keeps one frame per connection for an
+// address before it tries a persistent connection again. A receiver that
+// restarted or timed out right after a connection's first frame looks
+// like the original server; the recheck undoes such a mistaken switch,
+// and costs a real seed server one extra connection, no failure.
+const autoRecheck = 10 * time.Minute
 
 // Stats returns a snapshot of the counters. It is safe to call
 // concurrently with Send.
@@ -171,7 +182,8 @@ func (s *Sender) modeFor(addr string) Mode {
 // resent within the same call, without counting a failure: f had not been
 // accepted, so nothing is duplicated. In auto mode, a server that closed
 // after exactly one frame makes the Sender use one connection per frame
-// for that address from then on.
+// for that address (a connection that carried several frames proves the
+// server persistent); every 10 minutes it tries persistent again.
 func (s *Sender) Send(ctx context.Context, f capture.Frame) error {
 	if len(f.Data) == 0 {
 		s.update(func(st *Stats) { st.Rejected++ })
@@ -207,7 +219,7 @@ func (s *Sender) Send(ctx context.Context, f capture.Frame) error {
 		if !resent && frames > 0 && isClosedBeforeSize(err) {
 			resent = true
 			if s.o.Mode == ModeAuto && frames == 1 && s.seedAddr != addr {
-				s.seedAddr = addr
+				s.seedAddr, s.seedAt = addr, time.Now()
 				s.log.Info("server closes the connection after each frame; switching to one frame per connection",
 					"addr", addr, "error", err)
 				s.update(func(st *Stats) { st.Mode = ModeSeed })
@@ -247,9 +259,10 @@ func (s *Sender) Deliver(ctx context.Context, f capture.Frame) error {
 	}
 }
 
-// Close says "BYE BYE " on the open connection, if any, and closes it. The
-// goodbye is bounded by ctx and AnswerTimeout. Close is idempotent, and a
-// later Send connects again.
+// Close says "BYE BYE " on the open connection, if any, and closes it,
+// which also ends the goroutine that watches the connection. The goodbye
+// is bounded by ctx and AnswerTimeout. Close is idempotent, and a later
+// Send connects again.
 func (s *Sender) Close(ctx context.Context) error {
 	if s.conn == nil {
 		return nil
@@ -484,6 +497,10 @@ func (s *Sender) connect(ctx context.Context) error {
 	for k := range len(s.o.Addresses) {
 		i := (s.next + k) % len(s.o.Addresses)
 		addr := s.o.Addresses[i]
+		if s.o.Mode == ModeAuto && s.seedAddr == addr && time.Since(s.seedAt) >= s.recheck {
+			s.log.Debug("trying a persistent connection again", "addr", addr)
+			s.seedAddr = ""
+		}
 		c, raw, err := s.dial(ctx, addr)
 		if err != nil {
 			if ctx.Err() != nil {

@@ -730,3 +730,21 @@ func TestStatsConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// Auto mode tries a persistent connection again after a while: against a
+// real seed server that costs a reconnect, never a failure or a duplicate.
+func TestAutoRechecksPersistent(t *testing.T) {
+	var mu sync.Mutex
+	var got [][]byte
+	srv := startFake(t, seedServer(&mu, &got))
+	s := newSender(t, Options{Addresses: []string{srv.addr}, Terminator: wire.TermLF})
+	s.recheck = 0 // every new connection tries persistent first
+	for i := range 6 {
+		send(t, s, testFrame(uint64(i+1), 500))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if st := s.Stats(); len(got) != 6 || st.Failures != 0 || st.Sent != 6 {
+		t.Errorf("server got %d frames, Stats = %+v; want 6 frames, no failure", len(got), st)
+	}
+}

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# framepush benchmarks (make bench). In one run:
+#   1. go test -bench over every package that has benchmarks, with -benchmem;
+#   2. framepush (sender + receiver) against a raw TCP copy loop on loopback,
+#      as ratios per frame size (from internal/e2e's benchmarks);
+#   3. the seed's Python pair (testdata/seed) against framepush on the same
+#      frame files: frames/s, and frames stored intact for frames larger
+#      than the 126,976 bytes the seed server keeps;
+#   4. stripped binary sizes per board target (make sizes);
+#   5. scripts/agentbench.sh (agent RSS/CPU at 1080p30) when it exists.
+# Needs Go, python3 and this repo; nothing else. Exits non-zero when a
+# benchmark fails or framepush loses or corrupts a frame.
+#
+# Knobs: BENCHTIME (go -benchtime, default 1s), BENCH_FRAMES (64 KiB frames
+# per pair run, default 200), BENCH_BIG_FRAMES (200 KiB frames, default 40),
+# BENCH_SKIP_GO=1, BENCH_SKIP_SIZES=1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+benchtime=${BENCHTIME:-1s}
+nsmall=${BENCH_FRAMES:-200}
+nbig=${BENCH_BIG_FRAMES:-40}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/framepush-bench.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+summary=$work/summary.txt
+: >"$summary"
+step() { printf '\n=== %s\n' "$*"; }
+say() { printf '%s\n' "$*" | tee -a "$summary"; }
+die() { echo "bench: $*" >&2; exit 1; }
+
+command -v go >/dev/null || die "go is not on PATH"
+py=$(command -v python3) || die "python3 is needed for the seed pair (apt-get install python3)"
+
+step "machine"
+{
+  echo "host: $(uname -srm), $(nproc) CPU ($(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//'))"
+  echo "go: $(go version | cut -d' ' -f3-), python: $("$py" --version 2>&1)"
+} | tee -a "$summary"
+
+step "build"
+mkdir -p "$work/bin"
+CGO_ENABLED=0 go build -trimpath -o "$work/bin/framepush" ./cmd/framepush
+CGO_ENABLED=0 go build -trimpath -o "$work/bin/framerecv" ./cmd/framerecv
+go build -o "$work/bin/benchcmp" ./scripts/benchcmp
+"$work/bin/framepush" send --help >/dev/null 2>&1 || die "framepush has no working 'send' command"
+bc=$work/bin/benchcmp
+
+# --- 1 and 2: Go benchmarks --------------------------------------------------
+if [ "${BENCH_SKIP_GO:-0}" != 1 ]; then
+  pkgs=()
+  for p in wire capture queue receiver sender agent internal/e2e; do
+    [ -d "$p" ] && grep -qs '^func Benchmark' "$p"/*_test.go && pkgs+=("./$p")
+  done
+  step "go test -bench (${pkgs[*]}), -benchtime $benchtime"
+  go test -run '^$' -bench . -benchmem -benchtime "$benchtime" "${pkgs[@]}" | tee "$work/go-bench.txt"
+  step "framepush vs raw TCP on loopback (internal/e2e; persistent, SIZE terminated by LF)"
+  { echo; echo "framepush sender+receiver vs raw TCP (write n bytes, read a 1-byte ack), frames/s:"; "$bc" ratios "$work/go-bench.txt"; } | tee -a "$summary"
+fi
+
+# --- 3: the seed pair against framepush ---------------------------------------
+step "seed pair vs framepush: $nsmall frames of 64 KiB, $nbig frames of 200 KiB"
+"$bc" gen "$work/f64" "$nsmall" 65536 64
+"$bc" gen "$work/f200" "$nbig" 204800 200
+
+seed_addr="" recv_addr="" srv_pid=""
+start_seed_server() { # DIR (created)
+  local log=$work/seed-$RANDOM.log; mkdir -p "$1"
+  "$py" -u testdata/seed/server.py --host 127.0.0.1 --port 0 --dir "$1" >"$log" 2>&1 &
+  srv_pid=$!; pids+=("$srv_pid")
+  for _ in $(seq 200); do
+    seed_addr=$(sed -n 's/^listening on //p' "$log" | head -1)
+    [ -n "$seed_addr" ] && return 0
+    sleep 0.05
+  done
+  cat "$log" >&2; die "the seed server did not start"
+}
+start_framerecv() { # DIR FLAGS...
+  local dir=$1 log=$work/recv-$RANDOM.log; shift
+  "$work/bin/framerecv" --listen 127.0.0.1:0 --dir "$dir" --min-free 0 "$@" 2>"$log" &
+  srv_pid=$!; pids+=("$srv_pid")
+  for _ in $(seq 200); do
+    recv_addr=$(grep 'receiver listening' "$log" | grep -o 'addr=[^ ]*' | head -1 | cut -d= -f2 || true)
+    [ -n "$recv_addr" ] && return 0
+    sleep 0.05
+  done
+  cat "$log" >&2; die "framerecv did not start"
+}
+stop_server() { kill "$srv_pid" 2>/dev/null || true; wait "$srv_pid" 2>/dev/null || true; }
+
+# run LABEL FILESDIR STOREDIR MUST_BE_INTACT CMD... : times CMD, counts
+# intact frames, records "label fps intact/sent".
+declare -A fps intact
+run() {
+  local label=$1 files=$2 store=$3 must=$4; shift 4
+  local t0 t1 rc=0
+  t0=$EPOCHREALTIME
+  "$@" >"$work/run.log" 2>&1 || rc=$?
+  t1=$EPOCHREALTIME
+  sleep 0.2 # let the seed server finish writing its last file after a reset
+  read -r ok sent stored < <("$bc" intact "$files" "$store")
+  fps[$label]=$(awk -v n="$sent" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", n / (b - a) }')
+  intact[$label]="$ok/$sent"
+  printf '  %-58s %9s frames/s  intact %s  (exit %d)\n' "$label" "${fps[$label]}" "${intact[$label]}" "$rc" | tee -a "$summary"
+  if [ "$must" = 1 ] && { [ "$rc" != 0 ] || [ "$ok" != "$sent" ]; }; then
+    tail -20 "$work/run.log" >&2
+    die "$label: framepush must deliver every frame intact (exit $rc, intact $ok/$sent)"
+  fi
+}
+fp() { "$work/bin/framepush" send --server "$@"; }
+seedc() { local a=$1; shift; "$py" testdata/seed/client.py --host "${a%:*}" --port "${a##*:}" "$@"; }
+
+say ""
+say "seed pair vs framepush, $nsmall frames of 64 KiB (process start included; framerecv fsync on unless noted):"
+d=$work/s1; start_seed_server "$d"; run "seed client -> seed server" "$work/f64" "$d" 0 seedc "$seed_addr" "$work"/f64/*; stop_server
+d=$work/s2; start_framerecv "$d"; run "seed client -> framerecv (settle window)" "$work/f64" "$d" 0 seedc "$recv_addr" "$work"/f64/*; stop_server
+d=$work/s3; start_seed_server "$d"; run "framepush send (auto, no terminator) -> seed server" "$work/f64" "$d" 1 fp "$seed_addr" "$work"/f64/*; stop_server
+d=$work/s4; start_framerecv "$d"; run "framepush send (auto, no terminator) -> framerecv" "$work/f64" "$d" 1 fp "$recv_addr" "$work"/f64/*; stop_server
+d=$work/s5; start_framerecv "$d"; run "framepush send --terminator lf -> framerecv" "$work/f64" "$d" 1 fp "$recv_addr" --terminator lf "$work"/f64/*; stop_server
+d=$work/s6; start_framerecv "$d" --fsync=false; run "framepush send --terminator lf -> framerecv --fsync=false" "$work/f64" "$d" 1 fp "$recv_addr" --terminator lf "$work"/f64/*; stop_server
+
+say ""
+say "$nbig frames of 200 KiB (over the 126,976 bytes the seed server keeps):"
+d=$work/b1; start_seed_server "$d"; run "seed client -> seed server (200K)" "$work/f200" "$d" 0 seedc "$seed_addr" "$work"/f200/*; stop_server
+d=$work/b2; start_seed_server "$d"; run "framepush send -> seed server (200K)" "$work/f200" "$d" 0 fp "$seed_addr" "$work"/f200/*; stop_server
+d=$work/b3; start_framerecv "$d"; run "seed client -> framerecv (200K)" "$work/f200" "$d" 0 seedc "$recv_addr" "$work"/f200/*; stop_server
+d=$work/b4; start_framerecv "$d"; run "framepush send --terminator lf -> framerecv (200K)" "$work/f200" "$d" 1 fp "$recv_addr" --terminator lf "$work"/f200/*; stop_server
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "-" }'; }
+base=${fps["seed client -> seed server"]}
+say ""
+say "ratios against the seed pair at 64 KiB (frames/s):"
+say "  framepush --terminator lf -> framerecv (fsync on):   $(ratio "${fps["framepush send --terminator lf -> framerecv"]}" "$base")"
+say "  framepush --terminator lf -> framerecv --fsync=false: $(ratio "${fps["framepush send --terminator lf -> framerecv --fsync=false"]}" "$base")"
+say "  framepush seed bytes (no terminator) -> framerecv:    $(ratio "${fps["framepush send (auto, no terminator) -> framerecv"]}" "$base")  (settle window per frame)"
+say "  framepush -> the seed server itself:                  $(ratio "${fps["framepush send (auto, no terminator) -> seed server"]}" "$base")"
+say "frames > 126,976 bytes stored intact: seed pair ${intact["seed client -> seed server (200K)"]}, framepush + framerecv ${intact["framepush send --terminator lf -> framerecv (200K)"]}"
+
+# --- 4: binary sizes ------------------------------------------------------------
+if [ "${BENCH_SKIP_SIZES:-0}" != 1 ]; then
+  step "stripped binary sizes (make sizes)"
+  make --no-print-directory sizes | grep -v '^build ' | tee "$work/sizes.txt"
+  { echo; echo "stripped binary sizes:"; cat "$work/sizes.txt"; } >>"$summary"
+fi
+
+# --- 5: agent benchmark hook -----------------------------------------------------
+if [ -f scripts/agentbench.sh ]; then
+  step "agent benchmark (scripts/agentbench.sh)"
+  # In its own process group (set -m), so that a cleanup there that
+  # signals its group cannot take this script down with it.
+  set -m
+  rc=0
+  bash scripts/agentbench.sh >"$work/agent.txt" 2>&1 &
+  wait $! || rc=$?
+  set +m
+  cat "$work/agent.txt"
+  { echo; echo "agent benchmark:"; cat "$work/agent.txt"; } >>"$summary"
+  if [ "$rc" = 143 ]; then
+    echo "bench: scripts/agentbench.sh was killed by SIGTERM: its EXIT trap runs 'kill \$recv_pid \$agent_pid' after setting agent_pid=0, and 'kill 0' signals its own process group" >&2
+  fi
+  [ "$rc" = 0 ] || die "scripts/agentbench.sh failed (exit $rc)"
+fi
+
+step "summary"
+cat "$summary"

@@ -84,6 +84,7 @@ type Agent struct {
 	lastDelivery atomic.Int64
 	linkUp       atomic.Bool
 	events       atomic.Uint64
+	seq          atomic.Uint64 // id of the last frame queued in this run
 }
 
 // pipeline is the part of the agent a reload replaces: source, trigger,
@@ -282,6 +283,10 @@ func (a *Agent) captureLoop(ctx context.Context, p *pipeline) error {
 	src := &watchedSource{Source: p.src, p: p}
 	trig := &countingTrigger{Trigger: p.trig, n: &a.events}
 	err := p.looper(src, trig, LoopOptions(p.cfg.Trigger, a.log.With("part", "capture")), func(f capture.Frame) {
+		// Number frames as they enter the queue: a gap in the ids a
+		// receiver sees is then a frame lost, never a pre-trigger frame
+		// that aged out of its ring unsent.
+		f.Seq = a.seq.Add(1)
 		a.metrics.captured.Inc()
 		a.lastCapture.Store(f.Time.UnixNano())
 		p.progress.Store(time.Now().UnixNano())

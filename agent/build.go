@@ -47,7 +47,7 @@ func NewSource(c config.Source, log *slog.Logger) (*capture.Reopener, error) {
 		name = "command:" + c.Command[0]
 		o := capture.CommandOptions{
 			Command: c.Command, FrameTimeout: c.FrameTimeout,
-			Backoff: backoff.Policy{Initial: c.Reopen.Initial, Max: c.Reopen.Max},
+			Backoff: backoff.Policy{Initial: c.Reopen.Initial, Max: c.Reopen.Max, Multiplier: 2},
 			Logger:  log,
 		}
 		open = func(context.Context) (capture.Source, error) { return capture.NewCommandSource(o) }
@@ -60,7 +60,7 @@ func NewSource(c config.Source, log *slog.Logger) (*capture.Reopener, error) {
 	}
 	return capture.NewReopener(open, capture.ReopenOptions{
 		Name:    name,
-		Backoff: backoff.Policy{Initial: c.Reopen.Initial, Max: c.Reopen.Max},
+		Backoff: backoff.Policy{Initial: c.Reopen.Initial, Max: c.Reopen.Max, Multiplier: 2},
 		GiveUp:  c.Reopen.GiveUp,
 	}, log), nil
 }

@@ -217,7 +217,14 @@ func (r *Reopener) failed(what string, cause error) error {
 		r.log.Error("giving up on the capture device", "device", r.opts.Name, "down_for", down.Round(time.Millisecond), "failures", r.stats.Failures, "err", cause)
 		return fmt.Errorf("capture: %s unusable for %v (limit %v): %w; last error: %w", r.opts.Name, down.Round(time.Second), r.opts.GiveUp, ErrGaveUp, cause)
 	}
-	r.log.Warn("capture device "+what+", will retry", "device", r.opts.Name, "err", cause, "down_for", down.Round(time.Millisecond), "attempt", r.bo.Attempts()+1)
+	// Warn on the 1st, 2nd, 4th, 8th... failure of an outage: visible in
+	// the journal without flooding it during a long one.
+	attempt := r.bo.Attempts() + 1
+	level := slog.LevelDebug
+	if attempt&(attempt-1) == 0 {
+		level = slog.LevelWarn
+	}
+	r.log.Log(context.Background(), level, "capture device "+what+", will retry", "device", r.opts.Name, "err", cause, "down_for", down.Round(time.Millisecond), "attempt", attempt)
 	return nil
 }
 

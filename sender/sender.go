@@ -459,7 +459,9 @@ func (s *Sender) failed(err error, idx int) {
 	if idx >= 0 && len(s.o.Addresses) > 1 {
 		s.next = (idx + 1) % len(s.o.Addresses)
 	}
-	s.log.Warn("send failed", "error", err, "retry_in", s.owed, "failures", s.bo.Attempts())
+	// Debug: the caller (the agent's send loop, framepush send) reports
+	// outages in its own terms, once, not once per attempt.
+	s.log.Debug("send failed", "error", err, "retry_in", s.owed, "failures", s.bo.Attempts())
 	msg := err.Error()
 	s.mu.Lock()
 	s.st.Failures++

@@ -28,6 +28,8 @@ type agentRun struct {
 	pid  int
 	log  string // guest path of its output
 	cfg  string // guest path of its config
+
+	stopped bool // stop was called: the process is gone and reaped
 }
 
 // startAgent renders configs/<tmpl>.yaml with params (plus Name and
@@ -90,6 +92,10 @@ func (a *agentRun) logLines() []string {
 // 0, frames in flight delivered or spooled) and keeps the log and metrics
 // on the host.
 func (a *agentRun) stop() error {
+	if a.stopped {
+		return nil
+	}
+	a.stopped = true
 	if out, rc, err := a.e.g.sh("wget -q -T 5 -O- http://127.0.0.1:7401/metrics", 15*time.Second); err == nil && rc == 0 {
 		os.WriteFile(filepath.Join(a.e.work, a.name+".metrics.txt"), []byte(out), 0o644)
 	}

@@ -162,7 +162,7 @@ if [ -f scripts/agentbench.sh ]; then
   cat "$work/agent.txt"
   { echo; echo "agent benchmark:"; cat "$work/agent.txt"; } >>"$summary"
   if [ "$rc" = 143 ]; then
-    echo "bench: scripts/agentbench.sh was killed by SIGTERM: its EXIT trap runs 'kill \$recv_pid \$agent_pid' after setting agent_pid=0, and 'kill 0' signals its own process group" >&2
+    echo "bench: scripts/agentbench.sh was killed by SIGTERM (does its cleanup signal its own process group, e.g. 'kill 0' from an unset pid?)" >&2
   fi
   [ "$rc" = 0 ] || die "scripts/agentbench.sh failed (exit $rc)"
 fi

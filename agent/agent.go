@@ -65,6 +65,10 @@ type Options struct {
 	// StatusEvery is the period of the info-level status line; 0 means
 	// 10 minutes, negative turns it off.
 	StatusEvery time.Duration
+	// GovernMemory lets the agent set the process's soft memory limit (see
+	// memory.go). It is process-wide, so only a program that runs one
+	// agent and little else (framepush run) should turn it on.
+	GovernMemory bool
 }
 
 // Agent is one running framepush agent.
@@ -85,6 +89,7 @@ type Agent struct {
 	linkUp       atomic.Bool
 	events       atomic.Uint64
 	seq          atomic.Uint64 // id of the last frame queued in this run
+	memLimit     atomic.Int64  // soft memory limit set by governMemory; 0 when left to the environment
 }
 
 // pipeline is the part of the agent a reload replaces: source, trigger,
@@ -176,6 +181,12 @@ func (a *Agent) Run(ctx context.Context, reload <-chan struct{}) (err error) {
 		a.log.Info("stopped", "captured", a.metrics.captured.Get(), "delivered", a.metrics.sent.Get(),
 			"left_in_spool", st.SpoolFrames, "dropped", dropTotal(st)+a.metrics.rejected.Get())
 	}()
+
+	mctx, mcancel := context.WithCancel(context.Background())
+	defer mcancel()
+	if a.opts.GovernMemory {
+		go a.governMemory(mctx)
+	}
 
 	a.mu.Lock()
 	cfg := a.cfg

@@ -9,10 +9,12 @@ import (
 	"image/jpeg"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -526,5 +528,24 @@ func TestFolderReplayEndsAfterDelivery(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "source exhausted") {
 		t.Fatalf("no log line saying why it ended")
+	}
+}
+
+func TestMemoryGovernorFollowsTheQueue(t *testing.T) {
+	if os.Getenv("GOMEMLIMIT") != "" || os.Getenv("GOGC") != "" {
+		t.Skip("GOMEMLIMIT or GOGC set: the governor stays off by design")
+	}
+	addr := freeAddr(t) // nobody listens: frames stay in RAM
+	c := testConfig(addr)
+	c.Queue.MemoryFrames = 1000
+	r, _ := startAgent(t, c, Options{GovernMemory: true})
+	base := memoryBase(c.Source.Width, c.Source.Height)
+	waitFor(t, "the limit to follow the queued bytes", 30*time.Second, func() bool {
+		mem := r.a.queue.Stats().MemoryBytes
+		return mem > 100<<10 && r.a.memLimit.Load() >= base+mem
+	})
+	r.stop(t)
+	if got := debug.SetMemoryLimit(-1); got != math.MaxInt64 {
+		t.Fatalf("memory limit %d left behind after the agent stopped", got)
 	}
 }

@@ -77,6 +77,7 @@ func newAgentMetrics(a *Agent) *agentMetrics {
 	s.NewGauge("framepush_link_up", func() float64 { return b2f(a.snapshot().LinkUp) })
 	s.NewGauge("framepush_connects_total", func() float64 { return float64(a.snapshot().Connects) })
 	s.NewGauge("framepush_reconnects_total", func() float64 { return float64(a.snapshot().Reconnects) })
+	s.NewGauge("framepush_memory_limit_bytes", func() float64 { return float64(a.memLimit.Load()) })
 	s.NewGauge("framepush_camera_up", func() float64 { return b2f(a.snapshot().CameraUp) })
 	s.NewGauge("framepush_camera_reopens_total", func() float64 { return float64(a.snapshot().CameraReopens) })
 	s.NewGauge("framepush_camera_failures_total", func() float64 { return float64(a.snapshot().CameraFailures) })

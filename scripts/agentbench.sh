@@ -17,7 +17,12 @@ width=${BENCH_WIDTH:-1920}
 height=${BENCH_HEIGHT:-1080}
 fps=${BENCH_FPS:-30}
 work=$(mktemp -d /tmp/framepush-agentbench.XXXXXX)
-trap 'kill $recv_pid $agent_pid 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
+cleanup() {
+  for p in $recv_pid $agent_pid; do [ "$p" -gt 0 ] && kill "$p" 2>/dev/null; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 recv_pid=0 agent_pid=0
 
 go build -trimpath -ldflags "-s -w" -o "$work/framepush" ./cmd/framepush

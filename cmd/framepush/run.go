@@ -88,7 +88,7 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	}
 	log.Info("starting", "version", version.Version, "config", from, "pid", os.Getpid())
 
-	a, err := agent.New(l.Config, agent.Options{Logger: log, Reload: load})
+	a, err := agent.New(l.Config, agent.Options{Logger: log, Reload: load, GovernMemory: true})
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1

@@ -398,6 +398,11 @@ func (c *conn) copyPayload(f *os.File, req wire.Request, n int64) (string, *fail
 			}
 		}
 		chunk := buf[:fill]
+		if got == 0 && !req.Terminated && chunk[0] >= '0' && chunk[0] <= '9' {
+			return "", &failure{reason: wire.ReasonProtocol, answer: true,
+				detail: fmt.Sprintf("payload starts with a digit (%s): the unterminated SIZE %d probably went on after the settle window; end the SIZE line with \\n", wire.Quote(chunk[:min(len(chunk), 8)]), n),
+				msg:    "unterminated SIZE line probably cut by the settle window: the payload starts with a digit", bytes: append([]byte(nil), chunk[:min(len(chunk), 16)]...)}
+		}
 		if headN < len(head) {
 			headN += copy(head[headN:], chunk)
 		}

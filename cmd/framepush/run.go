@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -82,6 +83,9 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "framepush: %v\n", err)
 		return 2
 	}
+	// Libraries that log to the default logger (periph's driver
+	// initialisation failures, through capture) come out the same way.
+	slog.SetDefault(log)
 	from := "built-in defaults"
 	if *file != "" {
 		from = *file

@@ -415,3 +415,39 @@ func TestDevicesRuns(t *testing.T) {
 		}
 	}
 }
+
+func TestSignalTriggerAndStraySIGUSR1(t *testing.T) {
+	agentBin, recvBin := bins(t)
+	addr, dir := freePort(t), t.TempDir()
+	startRecv(t, recvBin, addr, dir)
+
+	// Without a signal trigger, SIGUSR1 must not kill the agent.
+	a := start(t, agentBin, agentArgs(addr, "--set", "trigger.fps=2")...)
+	waitUntil(t, "a frame", 60*time.Second, func() bool { return len(stored(t, dir)) >= 1 })
+	a.cmd.Process.Signal(syscall.SIGUSR1)
+	waitUntil(t, "the warning", 30*time.Second, func() bool { return strings.Contains(a.out.String(), "SIGUSR1 ignored") })
+	if rc := a.signal(t, syscall.SIGTERM, 30*time.Second); rc != 0 {
+		t.Fatalf("agent exit %d", rc)
+	}
+
+	// With trigger.type signal, each SIGUSR1 is one frame, none otherwise.
+	dir2 := t.TempDir()
+	addr2 := freePort(t)
+	startRecv(t, recvBin, addr2, dir2)
+	b := start(t, agentBin, agentArgs(addr2, "--set", "trigger.type=signal")...)
+	waitUntil(t, "the agent running", 30*time.Second, func() bool { return strings.Contains(b.out.String(), "msg=running") })
+	time.Sleep(500 * time.Millisecond)
+	if n := len(stored(t, dir2)); n != 0 {
+		t.Fatalf("%d frames before any signal", n)
+	}
+	for i := 1; i <= 3; i++ {
+		b.cmd.Process.Signal(syscall.SIGUSR1)
+		waitUntil(t, fmt.Sprintf("frame %d", i), 30*time.Second, func() bool { return len(stored(t, dir2)) >= i })
+	}
+	if rc := b.signal(t, syscall.SIGTERM, 30*time.Second); rc != 0 {
+		t.Fatalf("agent exit %d", rc)
+	}
+	if n := len(stored(t, dir2)); n != 3 {
+		t.Fatalf("%d frames for 3 signals", n)
+	}
+}

@@ -111,6 +111,18 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}()
+	// SIGUSR1 would end the process (Go's default) when no signal trigger
+	// listens for it; catch it always and say why nothing happened.
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	defer signal.Stop(usr1)
+	go func() {
+		for range usr1 {
+			if c := a.Config(); c.Trigger.Type != "signal" && !c.Trigger.Signal {
+				log.Warn("SIGUSR1 ignored: set trigger.signal: true (or trigger.type: signal) to capture on it")
+			}
+		}
+	}()
 	if err := a.Run(ctx, reload); err != nil {
 		if errors.Is(err, capture.ErrGaveUp) {
 			log.Error("exiting with status 1 so that systemd restarts the agent", "err", err)

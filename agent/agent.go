@@ -291,6 +291,12 @@ func (a *Agent) start(cfg config.Config) (*pipeline, error) {
 
 // captureLoop runs the capture loop into the queue.
 func (a *Agent) captureLoop(ctx context.Context, p *pipeline) error {
+	// Open the camera now: with an event trigger the first Capture may be
+	// hours away, and a wrong device should be in the log at start. A
+	// failure is logged by the reopener and retried at the first capture.
+	if err := p.src.Open(ctx); errors.Is(err, capture.ErrGaveUp) {
+		return err
+	}
 	src := &watchedSource{Source: p.src, p: p}
 	trig := &countingTrigger{Trigger: p.trig, n: &a.events}
 	err := p.looper(src, trig, LoopOptions(p.cfg.Trigger, a.log.With("part", "capture")), func(f capture.Frame) {

@@ -549,3 +549,20 @@ func TestMemoryGovernorFollowsTheQueue(t *testing.T) {
 		t.Fatalf("memory limit %d left behind after the agent stopped", got)
 	}
 }
+
+// With an event trigger the camera is opened at start, so a wrong device
+// is reported before the first event.
+func TestCameraOpenedAtStartWithEventTrigger(t *testing.T) {
+	c := testConfig(freeAddr(t))
+	c.Trigger.Type = "signal"
+	c.Source.Type = "dir"
+	c.Source.Dir = filepath.Join(t.TempDir(), "missing")
+	r, logs := startAgent(t, c, Options{})
+	waitFor(t, "the open failure in the log", 30*time.Second, func() bool {
+		return strings.Contains(logs.String(), "capture device open failed") && strings.Contains(logs.String(), "missing")
+	})
+	if h := r.a.Health(); h.Camera != "down" {
+		t.Fatalf("health camera %q, want down", h.Camera)
+	}
+	r.stop(t)
+}

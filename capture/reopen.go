@@ -162,6 +162,33 @@ func (r *Reopener) Capture(ctx context.Context) (Frame, error) {
 	}
 }
 
+// Open opens the source now unless it is open already, so that a wrong
+// device path or an unsupported mode shows when the agent starts rather
+// than at the first GPIO event. A failure is counted and logged like any
+// other and returned; Capture tries again when it is next called. Like
+// Capture, Open belongs to the capturing goroutine.
+func (r *Reopener) Open(ctx context.Context) error {
+	r.capMu.Lock()
+	defer r.capMu.Unlock()
+	r.mu.Lock()
+	src, closed := r.src, r.closed
+	r.mu.Unlock()
+	if closed {
+		return errReopenerClosed
+	}
+	if src != nil {
+		return nil
+	}
+	_, err := r.openOnce(ctx)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	if gerr := r.failed("open failed", err); gerr != nil {
+		return gerr
+	}
+	return err
+}
+
 // openOnce calls the factory and installs the source, unless Close came
 // in the meantime.
 func (r *Reopener) openOnce(ctx context.Context) (Source, error) {

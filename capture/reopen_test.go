@@ -301,3 +301,39 @@ func TestReopenerClose(t *testing.T) {
 		t.Fatal("reopened after Close")
 	}
 }
+
+// Open surfaces a bad device at start; a later Capture still retries, and
+// an Open that works is the source Capture then uses.
+func TestReopenerOpenEarly(t *testing.T) {
+	ctx := context.Background()
+	good := &reopenTestSource{id: 1, frames: 3}
+	f := &reopenTestFactory{script: []any{&v4lPathError{"open", "/dev/video0", syscall.ENOENT}, good}}
+	r, clock, _ := reopenTestNew(t, f, ReopenOptions{Backoff: reopenTestPolicy})
+	err := r.Open(ctx)
+	if err == nil || !strings.Contains(err.Error(), "/dev/video0") {
+		t.Fatalf("Open with a missing device: %v", err)
+	}
+	if st := r.Stats(); st.Failures != 1 || !st.Down || st.Opens != 0 {
+		t.Fatalf("stats after a failed Open: %+v", st)
+	}
+	if len(clock.Sleeps()) != 0 {
+		t.Fatalf("Open slept %v; it must return at once", clock.Sleeps())
+	}
+	if err := r.Open(ctx); err != nil {
+		t.Fatalf("second Open: %v", err)
+	}
+	if err := r.Open(ctx); err != nil || f.calls != 2 {
+		t.Fatalf("Open of an open source: %v, factory called %d times", err, f.calls)
+	}
+	fr, err := r.Capture(ctx)
+	if err != nil || string(fr.Data) != "src1-frame1" || fr.Seq != 1 {
+		t.Fatalf("Capture after Open: %q %d %v", fr.Data, fr.Seq, err)
+	}
+	if st := r.Stats(); st.Down || st.Opens != 1 {
+		t.Fatalf("stats after recovery: %+v", st)
+	}
+	r.Close()
+	if err := r.Open(ctx); err == nil {
+		t.Fatal("Open after Close succeeded")
+	}
+}

@@ -183,10 +183,13 @@ func (a *Agent) Run(ctx context.Context, reload <-chan struct{}) (err error) {
 	}()
 
 	mctx, mcancel := context.WithCancel(context.Background())
-	defer mcancel()
+	govDone := make(chan struct{})
 	if a.opts.GovernMemory {
-		go a.governMemory(mctx)
+		go func() { defer close(govDone); a.governMemory(mctx) }()
+	} else {
+		close(govDone)
 	}
+	defer func() { mcancel(); <-govDone }() // the limit is restored when Run returns
 
 	a.mu.Lock()
 	cfg := a.cfg

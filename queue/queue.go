@@ -165,6 +165,7 @@ type Queue struct {
 
 	enqueued, delivered, retried, spooledN, recovered, spoolErrors uint64
 	dropped                                                        map[string]uint64
+	dropLogs                                                       map[string]*dropLog
 }
 
 // Open validates o, opens (and recovers) the spool if one is configured, and
@@ -175,13 +176,14 @@ func Open(o Options) (*Queue, error) {
 	}
 	o = o.WithDefaults()
 	q := &Queue{
-		opt:     o,
-		log:     o.Logger,
-		now:     o.Now,
-		run:     1,
-		next:    1,
-		linkUp:  true,
-		dropped: make(map[string]uint64, len(DropReasons)),
+		opt:      o,
+		log:      o.Logger,
+		now:      o.Now,
+		run:      1,
+		next:     1,
+		linkUp:   true,
+		dropped:  make(map[string]uint64, len(DropReasons)),
+		dropLogs: make(map[string]*dropLog),
 	}
 	if q.log == nil {
 		q.log = slog.Default()
@@ -495,10 +497,38 @@ func (q *Queue) discardLocked(e *entry, reason string, del []string) []string {
 	return del
 }
 
+// dropWarnEvery bounds the warnings about drops: during a long outage
+// without a spool every frame is dropped, and a warning per frame (30 a
+// second) would flood the journal on an SD card. Every drop is still
+// logged: the first of a reason in each period as a warning that also
+// says how many went by since the last one, the others at debug level.
+const dropWarnEvery = 10 * time.Second
+
+// dropLog is the warning schedule of one drop reason.
+type dropLog struct {
+	last       time.Time
+	suppressed uint64 // drops logged at debug level since the last warning
+}
+
 func (q *Queue) dropLocked(e *entry, reason string) {
 	q.dropped[reason]++
-	q.log.Warn("queue: frame dropped", "reason", reason, "seq", e.frame.Seq, "trigger", e.frame.Trigger,
-		"source", e.frame.Source, "captured", e.frame.Time, "bytes", e.size, "policy", q.opt.Drop)
+	now := q.now()
+	dl := q.dropLogs[reason]
+	if dl == nil {
+		dl = &dropLog{}
+		q.dropLogs[reason] = dl
+	}
+	level := slog.LevelDebug
+	attrs := []any{"reason", reason, "seq", e.frame.Seq, "trigger", e.frame.Trigger,
+		"source", e.frame.Source, "captured", e.frame.Time, "bytes", e.size, "policy", q.opt.Drop}
+	if dl.last.IsZero() || now.Sub(dl.last) >= dropWarnEvery {
+		level = slog.LevelWarn
+		attrs = append(attrs, "dropped_since_last_warning", dl.suppressed, "total", q.dropped[reason])
+		dl.last, dl.suppressed = now, 0
+	} else {
+		dl.suppressed++
+	}
+	q.log.Log(context.Background(), level, "queue: frame dropped", attrs...)
 }
 
 // removeLocked takes e out of the queue and its accounting.

@@ -451,3 +451,27 @@ func TestSignalTriggerAndStraySIGUSR1(t *testing.T) {
 		t.Fatalf("%d frames for 3 signals", n)
 	}
 }
+
+// A camera that stays away longer than source.reopen.give_up ends the
+// agent with status 1, so that systemd restarts it; what it had queued is
+// kept or counted like on any stop.
+func TestGiveUpExitsNonZero(t *testing.T) {
+	agentBin, _ := bins(t)
+	missing := filepath.Join(t.TempDir(), "no-such-folder")
+	a := start(t, agentBin, agentArgs(freePort(t), "--set", "source.type=dir", "--set", "source.dir="+missing,
+		"--set", "source.reopen.initial=100ms", "--set", "source.reopen.max=200ms", "--set", "source.reopen.give_up=2s")...)
+	select {
+	case <-a.done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("the agent did not give up; output:\n%s", a.out.String())
+	}
+	if rc := a.cmd.ProcessState.ExitCode(); rc != 1 {
+		t.Fatalf("exit status %d, want 1; output:\n%s", rc, a.out.String())
+	}
+	out := a.out.String()
+	for _, want := range []string{"gave up reopening the capture device", "no-such-folder", "systemd restarts the agent"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

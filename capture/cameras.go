@@ -23,10 +23,23 @@ type CameraInfo struct {
 	Caps   uint32   // the node's V4L2 capabilities (device_caps)
 	// Capture is true when the V4L2 source can stream from the node:
 	// single-planar video capture with streaming I/O.
-	Capture bool
-	Formats []CameraFormat // formats of a capture node
-	Err     string         // why the node could not be queried; empty when it could
+	Capture  bool
+	Formats  []CameraFormat  // formats of a capture node
+	Controls []CameraControl // controls of a capture node, by the names source.controls takes
+	Err      string          // why the node could not be queried; empty when it could
 }
+
+// CameraControl is one camera control, named as source.controls takes it
+// (brightness, exposure_time_absolute, white_balance_automatic, ...).
+type CameraControl struct {
+	Name     string
+	Kind     string // int, bool or menu
+	Min, Max int32
+}
+
+// camControls lists a capture node's controls; nil where V4L2 is missing.
+// Set by v4l2_linux.go.
+var camControls func(path string) []CameraControl
 
 // CameraFormat is one pixel format a capture node offers.
 type CameraFormat struct {
@@ -164,6 +177,8 @@ func camList(devDir string, sys v4lSystem) ([]CameraInfo, error) {
 			info.Err = "V4L2 needs Linux"
 		} else if info, err = sys.Probe(path); err != nil {
 			info = CameraInfo{Err: err.Error()}
+		} else if info.Capture && camControls != nil && sys == v4lSys {
+			info.Controls = camControls(path)
 		}
 		info.Path = path
 		real, err := filepath.EvalSymlinks(path)
@@ -242,6 +257,12 @@ func FormatCameras(w io.Writer, cams []CameraInfo) error {
 			}
 			for _, s := range f.Sizes {
 				fmt.Fprintf(&b, "        %s\n", camSizeString(s))
+			}
+		}
+		if len(c.Controls) > 0 {
+			b.WriteString("    controls (source.controls):\n")
+			for _, k := range c.Controls {
+				fmt.Fprintf(&b, "        %s (%s %d..%d)\n", k.Name, k.Kind, k.Min, k.Max)
 			}
 		}
 	}

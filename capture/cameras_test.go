@@ -197,3 +197,20 @@ func TestCameraSizesAndRates(t *testing.T) {
 		t.Error("fourcc rendering")
 	}
 }
+
+func TestFormatCamerasListsControls(t *testing.T) {
+	cams := []CameraInfo{{
+		Path: "/dev/video0", Card: "Cam", Driver: "uvcvideo", Bus: "usb-1", Capture: true,
+		Formats:  []CameraFormat{{FourCC: "MJPG", Description: "Motion-JPEG", Sizes: []CameraSize{{Width: 640, Height: 480, Rates: []CameraRate{{Num: 1, Den: 30}}}}}},
+		Controls: []CameraControl{{Name: "brightness", Kind: "int", Min: -64, Max: 64}, {Name: "white_balance_automatic", Kind: "bool", Min: 0, Max: 1}},
+	}}
+	var out strings.Builder
+	if err := FormatCameras(&out, cams); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"    controls (source.controls):\n", "        brightness (int -64..64)\n", "        white_balance_automatic (bool 0..1)\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"unsafe"
 
 	"github.com/blackjack/webcam"
@@ -156,6 +158,26 @@ func (v4lLinux) Probe(path string) (CameraInfo, error) {
 		info.Formats = v4lEnumFormats(fd)
 	}
 	return info, nil
+}
+
+func init() { camControls = v4lListControls }
+
+// v4lListControls opens a capture node through the library only to read
+// its controls (no buffers are mapped, so Close is safe), sorted by name.
+func v4lListControls(path string) []CameraControl {
+	cam, err := webcam.Open(path)
+	if err != nil {
+		return nil
+	}
+	d := &v4lWebcam{cam: cam}
+	ctrls := d.Controls()
+	cam.Close()
+	out := make([]CameraControl, 0, len(ctrls))
+	for _, c := range ctrls {
+		out = append(out, CameraControl{Name: v4lControlName(c.Name), Kind: c.Kind, Min: c.Min, Max: c.Max})
+	}
+	slices.SortFunc(out, func(a, b CameraControl) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 func v4lEnumFormats(fd int) []CameraFormat {

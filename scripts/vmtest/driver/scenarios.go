@@ -139,7 +139,7 @@ func scenarioDevices(e *env) (*report, error) {
 			continue
 		}
 		low := strings.ToLower(out)
-		for _, want := range []string{"/dev/video0", "vivid", "yuyv", "9030000.pl061", "/dev/gpiochip0"} {
+		for _, want := range []string{"/dev/video0", "vivid", "yuyv", "controls (source.controls)", "brightness (int", "9030000.pl061", "/dev/gpiochip0"} {
 			if !strings.Contains(low, want) {
 				p.add("%s devices does not mention %q; it printed:\n%s", bin, want, out)
 			}

@@ -15,14 +15,16 @@ const devicesUsage = `Usage: framepush devices [--json]
 Lists what the agent can capture from and trigger on:
   - every V4L2 capture device: its /dev path, stable /dev/v4l/by-id link (use
     that one in source.device: it survives replugging), driver, card, bus,
-    and each pixel format with its sizes and frame rates (the view of
-    "v4l2-ctl --list-formats-ext");
+    each pixel format with its sizes and frame rates (the view of
+    "v4l2-ctl --list-formats-ext"), and its controls under the names
+    source.controls takes (brightness, exposure_time_absolute, ...);
   - every GPIO chip (character device): path, name, label and its lines, by
     offset, with their names and who uses them.
 
 Put what you see into the configuration:
   source.device: /dev/v4l/by-id/usb-...-video-index0
   source.format: mjpeg   source.width: 1280   source.height: 720   source.fps: 30
+  source.controls: {brightness: 10, exposure_time_absolute: 300}
   trigger.gpio.line: GPIO17                      (a named line)
   trigger.gpio.chip: pinctrl-rp1 + trigger.gpio.offset: 17   (by chip label and offset)
 

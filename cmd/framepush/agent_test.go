@@ -475,3 +475,41 @@ func TestGiveUpExitsNonZero(t *testing.T) {
 		}
 	}
 }
+
+// SIGHUP reloads the file: a new server takes the frames from then on; an
+// invalid file is refused and the agent runs on.
+func TestSIGHUPReloadsTheFile(t *testing.T) {
+	agentBin, recvBin := bins(t)
+	addr1, dir1 := freePort(t), t.TempDir()
+	addr2, dir2 := freePort(t), t.TempDir()
+	startRecv(t, recvBin, addr1, dir1)
+	startRecv(t, recvBin, addr2, dir2)
+	cfg := filepath.Join(t.TempDir(), "framepush.yaml")
+	write := func(body string) {
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := "source:\n  width: 160\n  height: 120\ntrigger:\n  fps: 10\nhttp:\n  listen: \"\"\nserver:\n  addresses: [\"%s\"]\n"
+	write(fmt.Sprintf(base, addr1))
+	a := start(t, agentBin, "run", "--config", cfg)
+	waitUntil(t, "frames at the first receiver", 60*time.Second, func() bool { return len(stored(t, dir1)) >= 3 })
+
+	write(fmt.Sprintf(base, addr2))
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, "frames at the second receiver", 60*time.Second, func() bool { return len(stored(t, dir2)) >= 3 })
+
+	write("trigger:\n  fps: -1\n")
+	a.cmd.Process.Signal(syscall.SIGHUP)
+	waitUntil(t, "the refusal", 30*time.Second, func() bool { return strings.Contains(a.out.String(), "reload refused") })
+	n := len(stored(t, dir2))
+	waitUntil(t, "frames still flowing", 60*time.Second, func() bool { return len(stored(t, dir2)) >= n+3 })
+
+	if rc := a.signal(t, syscall.SIGTERM, 30*time.Second); rc != 0 {
+		t.Fatalf("agent exit %d", rc)
+	}
+	captured, delivered, _, dropped := stoppedCounts(t, a.out.String())
+	if got := len(stored(t, dir1)) + len(stored(t, dir2)); got != captured || delivered != captured || dropped != 0 {
+		t.Fatalf("captured %d, delivered %d, dropped %d, stored %d", captured, delivered, dropped, got)
+	}
+}

@@ -243,7 +243,12 @@ func (a *Agent) Run(ctx context.Context, reload <-chan struct{}) (err error) {
 			a.stop(p, true)
 			return cerr
 		case <-reload:
-			a.reload()
+			if err := a.reload(); err != nil {
+				// Neither the new nor the old configuration starts: stop,
+				// so that the service manager restarts the agent.
+				a.opts.Notify(daemon.SdNotifyStopping + "\nSTATUS=reload failed")
+				return err
+			}
 		case <-wdTick:
 			if why := a.stuck(p); why != "" {
 				a.log.Error("not feeding the systemd watchdog", "why", why)
@@ -450,17 +455,19 @@ wait:
 // stays, the pipeline is rebuilt. Sections that the queue, the listener
 // and the logger were built from cannot change in place; a reload that
 // touches them is refused with an explanation, and the agent keeps
-// running as before.
-func (a *Agent) reload() {
+// running as before. It returns an error only when neither the new nor the
+// old configuration can be started again; the pipeline is then stopped
+// and the agent must end.
+func (a *Agent) reload() error {
 	if a.opts.Reload == nil {
 		a.log.Warn("reload requested but this agent was started without a way to reload; restart it instead")
-		return
+		return nil
 	}
 	l, err := a.opts.Reload()
 	if err != nil {
 		a.metrics.reloadFails.Inc()
 		a.log.Error("reload refused: the new configuration is invalid; still running the old one", "err", err)
-		return
+		return nil
 	}
 	a.mu.Lock()
 	old := a.cfg
@@ -479,12 +486,12 @@ func (a *Agent) reload() {
 	if len(fixed) > 0 {
 		a.metrics.reloadFails.Inc()
 		a.log.Error("reload refused: these sections cannot change while running; restart the agent (systemctl restart framepush) to apply them", "sections", fixed)
-		return
+		return nil
 	}
 	if reflect.DeepEqual(old, nc) {
 		a.log.Info("reload: configuration unchanged")
 		a.metrics.reloads.Inc()
-		return
+		return nil
 	}
 	p := a.currentPipe()
 	a.log.Info("reloading: stopping capture and the link; queued frames stay queued")
@@ -495,13 +502,13 @@ func (a *Agent) reload() {
 		a.log.Error("reload failed, going back to the previous configuration", "err", err)
 		np, err = a.start(old)
 		if err != nil {
-			// Neither works (e.g. the GPIO line was taken meanwhile): the
-			// capture side reports it and Run stops.
+			// Neither works (e.g. the GPIO line was taken meanwhile).
 			a.log.Error("the previous configuration cannot be started again either", "err", err)
-			np = failedPipeline(old, err)
+			a.setPipe(nil)
+			return fmt.Errorf("reload: %w", err)
 		}
 		a.setPipe(np)
-		return
+		return nil
 	}
 	a.mu.Lock()
 	a.cfg = nc
@@ -509,31 +516,8 @@ func (a *Agent) reload() {
 	a.setPipe(np)
 	a.metrics.reloads.Inc()
 	a.log.Info("reloaded", "source", nc.Source.Type, "trigger", nc.Trigger.Type, "server", nc.Server.Addresses)
+	return nil
 }
-
-// failedPipeline is a pipeline whose capture side has already failed with
-// err, so that Run stops the agent through its usual path.
-func failedPipeline(cfg config.Config, err error) *pipeline {
-	p := &pipeline{cfg: cfg, captureDone: make(chan error, 1), sendDone: make(chan struct{}), drain: make(chan struct{}),
-		captureCancel: func() {}, sendCancel: func() {}, trig: nopCloser{}, src: capture.NewReopener(nil, capture.ReopenOptions{}, nil), tx: closedTransport{}}
-	close(p.sendDone)
-	p.captureDone <- err
-	return p
-}
-
-type nopCloser struct{}
-
-func (nopCloser) Wait(ctx context.Context) (capture.Event, error) {
-	<-ctx.Done()
-	return capture.Event{}, ctx.Err()
-}
-func (nopCloser) Close() error { return nil }
-
-type closedTransport struct{}
-
-func (closedTransport) Send(context.Context, capture.Frame) error { return errors.New("no link") }
-func (closedTransport) Close(context.Context) error               { return nil }
-func (closedTransport) Stats() sender.Stats                       { return sender.Stats{} }
 
 func (a *Agent) setPipe(p *pipeline) {
 	a.mu.Lock()

@@ -49,19 +49,20 @@ func newAgentMetrics(a *Agent) *agentMetrics {
 	}
 	s.NewGauge(fmt.Sprintf("framepush_build_info{version=%q}", version.Version), func() float64 { return 1 })
 
-	// One queue snapshot serves all queue gauges of a scrape.
-	qs := &statsCache{get: a.queue.Stats}
+	// One queue snapshot and one agent snapshot serve all gauges of a scrape.
+	qs := &cached[queue.Stats]{get: a.queue.Stats}
+	as := &cached[Snapshot]{get: a.snapshot}
 	for _, r := range append(append([]string{}, queue.DropReasons...), ReasonRejected) {
 		r := r
 		s.NewGauge(fmt.Sprintf("framepush_frames_dropped_total{reason=%q}", r), func() float64 {
 			if r == ReasonRejected {
 				return float64(m.rejected.Get())
 			}
-			return float64(qs.stats().Dropped[r])
+			return float64(qs.value().Dropped[r])
 		})
 	}
 	gauge := func(name string, f func(queue.Stats) float64) {
-		s.NewGauge(name, func() float64 { return f(qs.stats()) })
+		s.NewGauge(name, func() float64 { return f(qs.value()) })
 	}
 	gauge("framepush_queue_frames", func(st queue.Stats) float64 { return float64(st.Pending) })
 	gauge("framepush_queue_memory_frames", func(st queue.Stats) float64 { return float64(st.MemoryFrames) })
@@ -74,31 +75,31 @@ func newAgentMetrics(a *Agent) *agentMetrics {
 	gauge("framepush_frames_retried_total", func(st queue.Stats) float64 { return float64(st.Retried) })
 	gauge("framepush_queue_oldest_age_seconds", func(st queue.Stats) float64 { return st.OldestAge.Seconds() })
 
-	s.NewGauge("framepush_link_up", func() float64 { return b2f(a.snapshot().LinkUp) })
-	s.NewGauge("framepush_connects_total", func() float64 { return float64(a.snapshot().Connects) })
-	s.NewGauge("framepush_reconnects_total", func() float64 { return float64(a.snapshot().Reconnects) })
+	s.NewGauge("framepush_link_up", func() float64 { return b2f(as.value().LinkUp) })
+	s.NewGauge("framepush_connects_total", func() float64 { return float64(as.value().Connects) })
+	s.NewGauge("framepush_reconnects_total", func() float64 { return float64(as.value().Reconnects) })
 	s.NewGauge("framepush_memory_limit_bytes", func() float64 { return float64(a.memLimit.Load()) })
-	s.NewGauge("framepush_camera_up", func() float64 { return b2f(a.snapshot().CameraUp) })
-	s.NewGauge("framepush_camera_reopens_total", func() float64 { return float64(a.snapshot().CameraReopens) })
-	s.NewGauge("framepush_camera_failures_total", func() float64 { return float64(a.snapshot().CameraFailures) })
-	s.NewGauge("framepush_trigger_events_total", func() float64 { return float64(a.snapshot().Events) })
-	s.NewGauge("framepush_trigger_coalesced_total", func() float64 { return float64(a.snapshot().Coalesced) })
-	s.NewGauge("framepush_capture_errors_total", func() float64 { return float64(a.snapshot().CaptureErrors) })
-	s.NewGauge("framepush_last_capture_age_seconds", func() float64 { return age(a.snapshot().LastCapture) })
-	s.NewGauge("framepush_last_success_age_seconds", func() float64 { return age(a.snapshot().LastDelivery) })
+	s.NewGauge("framepush_camera_up", func() float64 { return b2f(as.value().CameraUp) })
+	s.NewGauge("framepush_camera_reopens_total", func() float64 { return float64(as.value().CameraReopens) })
+	s.NewGauge("framepush_camera_failures_total", func() float64 { return float64(as.value().CameraFailures) })
+	s.NewGauge("framepush_trigger_events_total", func() float64 { return float64(as.value().Events) })
+	s.NewGauge("framepush_trigger_coalesced_total", func() float64 { return float64(as.value().Coalesced) })
+	s.NewGauge("framepush_capture_errors_total", func() float64 { return float64(as.value().CaptureErrors) })
+	s.NewGauge("framepush_last_capture_age_seconds", func() float64 { return age(as.value().LastCapture) })
+	s.NewGauge("framepush_last_success_age_seconds", func() float64 { return age(as.value().LastDelivery) })
 	return m
 }
 
-// statsCache reuses one queue snapshot for the gauges of one scrape (they
-// are read back to back); a snapshot is at most 100 ms old.
-type statsCache struct {
-	get  func() queue.Stats
+// cached reuses one snapshot for the gauges of one scrape (they are read
+// back to back); a snapshot is at most 100 ms old.
+type cached[T any] struct {
+	get  func() T
 	mu   sync.Mutex
 	at   time.Time
-	last queue.Stats
+	last T
 }
 
-func (c *statsCache) stats() queue.Stats {
+func (c *cached[T]) value() T {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if time.Since(c.at) > 100*time.Millisecond {

@@ -23,6 +23,7 @@ import (
 
 	"framepush/capture"
 	"framepush/config"
+	"framepush/internal/testutil"
 	"framepush/receiver"
 )
 
@@ -114,27 +115,9 @@ type running struct {
 	reload chan struct{}
 }
 
-// syncBuffer lets the test read the log while the agent writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func startAgent(t *testing.T, c config.Config, o Options) (*running, *syncBuffer) {
+func startAgent(t *testing.T, c config.Config, o Options) (*running, *testutil.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.Buffer{}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}

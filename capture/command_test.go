@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"framepush/internal/backoff"
+	"framepush/internal/testutil"
 )
 
 // The command source is tested against real child processes: the test
@@ -187,26 +188,7 @@ func cmdTestFrameIndex(t *testing.T, f Frame) int {
 	return n
 }
 
-// cmdTestLog is a log sink that the source's goroutines write while the
-// test reads.
-type cmdTestLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *cmdTestLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *cmdTestLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func cmdTestOptions(t *testing.T, logs *cmdTestLog, mode string, env ...string) CommandOptions {
+func cmdTestOptions(t *testing.T, logs *testutil.Buffer, mode string, env ...string) CommandOptions {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
@@ -284,7 +266,7 @@ func cmdTestNew(t *testing.T, opts CommandOptions, h cmdHooks) *CommandSource {
 }
 
 func TestCommandSourceDeliversOnlyFreshFrames(t *testing.T) {
-	logs := &cmdTestLog{}
+	logs := &testutil.Buffer{}
 	c := cmdTestNew(t, cmdTestOptions(t, logs, "step"), cmdHooks{})
 	// The child's first frame arrives while nobody asks: it must be dropped.
 	cmdTestEventually(t, "the first frame", func() bool { return c.Stats().Frames >= 1 })
@@ -346,7 +328,7 @@ func TestCommandSourceDeliversOnlyFreshFrames(t *testing.T) {
 }
 
 func TestCommandSourceRestartsAfterExit(t *testing.T) {
-	logs := &cmdTestLog{}
+	logs := &testutil.Buffer{}
 	sleeps := &cmdTestSleeps{}
 	opts := cmdTestOptions(t, logs, "frames",
 		"FRAMEPUSH_HELPER_N=2", "FRAMEPUSH_HELPER_EXIT=3", "FRAMEPUSH_HELPER_STDERR=camera warming up|giving up now")
@@ -386,7 +368,7 @@ func TestCommandSourceRestartsAfterExit(t *testing.T) {
 }
 
 func TestCommandSourceBackoffGrowsCapsAndResets(t *testing.T) {
-	logs := &cmdTestLog{}
+	logs := &testutil.Buffer{}
 	sleeps := &cmdTestSleeps{}
 	ctl := t.TempDir() + "/ctl"
 	setMode := func(m string) {
@@ -436,7 +418,7 @@ func TestCommandSourceBackoffGrowsCapsAndResets(t *testing.T) {
 // TestCommandSourceCloseKillsProcessGroup: a child that ignores SIGTERM is
 // killed after the grace period, and the grandchild it started dies with it.
 func TestCommandSourceCloseKillsProcessGroup(t *testing.T) {
-	logs := &cmdTestLog{}
+	logs := &testutil.Buffer{}
 	c := cmdTestNew(t, cmdTestOptions(t, logs, "grandchild", "FRAMEPUSH_HELPER_IGNORE_TERM=1"), cmdHooks{})
 	if _, err := c.Capture(context.Background()); err != nil {
 		t.Fatal(err)
@@ -455,7 +437,7 @@ func TestCommandSourceCloseKillsProcessGroup(t *testing.T) {
 	cmdTestEventually(t, "the grandchild to die", func() bool { return cmdTestGone(grandchild) })
 }
 
-func cmdTestGrandchild(t *testing.T, logs *cmdTestLog) int {
+func cmdTestGrandchild(t *testing.T, logs *testutil.Buffer) int {
 	t.Helper()
 	re := regexp.MustCompile(`line="grandchild pid (\d+)"`)
 	var m []string
@@ -471,7 +453,7 @@ func cmdTestGrandchild(t *testing.T, logs *cmdTestLog) int {
 // grandchild holding its stdout open. Capture must still see the death,
 // and the grandchild must not outlive it (it would keep the camera).
 func TestCommandSourceLeaderExitClearsGroup(t *testing.T) {
-	logs := &cmdTestLog{}
+	logs := &testutil.Buffer{}
 	c := cmdTestNew(t, cmdTestOptions(t, logs, "grandchild", "FRAMEPUSH_HELPER_LEADER_EXIT=1"), cmdHooks{})
 	var err error
 	for i := 0; i < 2 && err == nil; i++ {
@@ -491,7 +473,7 @@ func TestCommandSourceRepairsAndRejects(t *testing.T) {
 	if _, err := jpeg.Decode(bytes.NewReader(cmdTestStripDHT(base))); err == nil {
 		t.Fatal("a JPEG without DHT decodes here; the test would prove nothing")
 	}
-	logs := &cmdTestLog{}
+	logs := &testutil.Buffer{}
 	c := cmdTestNew(t, cmdTestOptions(t, logs, "stream", "FRAMEPUSH_HELPER_NODHT=1", "FRAMEPUSH_HELPER_PREFIX_BAD=1"),
 		cmdHooks{})
 	for i := 0; i < 200 && c.Stats().Rejected == 0; i++ {
@@ -511,7 +493,7 @@ func TestCommandSourceRepairsAndRejects(t *testing.T) {
 }
 
 func TestCommandSourceStall(t *testing.T) {
-	logs := &cmdTestLog{}
+	logs := &testutil.Buffer{}
 	opts := cmdTestOptions(t, logs, "silent")
 	opts.FrameTimeout = 200 * time.Millisecond
 	c := cmdTestNew(t, opts, cmdHooks{})
@@ -526,7 +508,7 @@ func TestCommandSourceStall(t *testing.T) {
 }
 
 func TestCommandSourceCancel(t *testing.T) {
-	logs := &cmdTestLog{}
+	logs := &testutil.Buffer{}
 	c := cmdTestNew(t, cmdTestOptions(t, logs, "silent"), cmdHooks{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -544,7 +526,7 @@ func TestCommandSourceCancel(t *testing.T) {
 }
 
 func TestCommandSourceStderrIsBounded(t *testing.T) {
-	logs := &cmdTestLog{}
+	logs := &testutil.Buffer{}
 	c := cmdTestNew(t, cmdTestOptions(t, logs, "spam"), cmdHooks{})
 	if _, err := c.Capture(context.Background()); err != nil {
 		t.Fatal(err)

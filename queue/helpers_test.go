@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"framepush/capture"
+	"framepush/internal/testutil"
 )
 
 var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
@@ -59,13 +60,7 @@ func (c *fakeClock) Add(d time.Duration) {
 }
 
 // logBuf collects log output from concurrent goroutines.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *logBuf) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+type logBuf struct{ testutil.Buffer }
 
 // lines returns the log lines containing every one of subs.
 func (l *logBuf) lines(subs ...string) []string {

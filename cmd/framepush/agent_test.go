@@ -7,6 +7,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"framepush/internal/testutil"
 	"image/jpeg"
 	"io/fs"
 	"net"
@@ -62,30 +63,13 @@ func TestMain(m *testing.M) {
 // proc is a started binary with its combined output captured.
 type proc struct {
 	cmd  *exec.Cmd
-	out  *lockedBuf
+	out  *testutil.Buffer
 	done chan struct{}
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func start(t *testing.T, bin string, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), out: &lockedBuf{}, done: make(chan struct{})}
+	p := &proc{cmd: exec.Command(bin, args...), out: &testutil.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.Env = append(os.Environ(), "FRAMEPUSH_CONFIG=")
 	if err := p.cmd.Start(); err != nil {

@@ -155,17 +155,6 @@ func (r *running) stop(t *testing.T) error {
 	}
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // checkFrames asserts that the stored frames are decodable JPEGs of the
 // configured size with strictly increasing ids and capture times.
 func checkFrames(t *testing.T, st []receiver.Stored, w, h int) {
@@ -205,7 +194,7 @@ func TestDeliversEveryCapturedFrame(t *testing.T) {
 	rv := startRecv(t, "127.0.0.1:0", nil)
 	c := testConfig(rv.addr)
 	r, _ := startAgent(t, c, Options{})
-	waitFor(t, "20 frames at the receiver", 30*time.Second, func() bool { return len(rv.frames()) >= 20 })
+	testutil.WaitFor(t, "20 frames at the receiver", 30*time.Second, func() bool { return len(rv.frames()) >= 20 })
 	if err := r.stop(t); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -226,14 +215,14 @@ func TestOutageSpoolsThenDeliversInOrder(t *testing.T) {
 	c.Queue.SpoolDir = t.TempDir()
 	c.Queue.MemoryFrames = 4
 	r, logs := startAgent(t, c, Options{})
-	waitFor(t, "frames spooled while the receiver is down", 30*time.Second, func() bool {
+	testutil.WaitFor(t, "frames spooled while the receiver is down", 30*time.Second, func() bool {
 		return r.a.queue.Stats().SpoolFrames >= 10
 	})
 	if !strings.Contains(logs.String(), "cannot deliver frames") {
 		t.Errorf("no warning about the outage in the log:\n%s", logs.String())
 	}
 	rv := startRecv(t, addr, nil)
-	waitFor(t, "the backlog to drain", 60*time.Second, func() bool {
+	testutil.WaitFor(t, "the backlog to drain", 60*time.Second, func() bool {
 		return len(rv.frames()) >= 30 && r.a.queue.Stats().Pending < 3
 	})
 	if err := r.stop(t); err != nil {
@@ -257,7 +246,7 @@ func TestStopWithLinkDownSpoolsAndNextRunDelivers(t *testing.T) {
 	c.Queue.SpoolDir = spool
 	c.Shutdown.Timeout = 3 * time.Second
 	r, _ := startAgent(t, c, Options{})
-	waitFor(t, "some frames captured", 30*time.Second, func() bool { return r.a.metrics.captured.Get() >= 15 })
+	testutil.WaitFor(t, "some frames captured", 30*time.Second, func() bool { return r.a.metrics.captured.Get() >= 15 })
 	t0 := time.Now()
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
@@ -271,7 +260,7 @@ func TestStopWithLinkDownSpoolsAndNextRunDelivers(t *testing.T) {
 	rv := startRecv(t, addr, nil)
 	c.Trigger.Type = "signal" // capture nothing new: only the spool is sent
 	r2, _ := startAgent(t, c, Options{})
-	waitFor(t, "the spooled frames", 30*time.Second, func() bool { return uint64(len(rv.frames())) >= first })
+	testutil.WaitFor(t, "the spooled frames", 30*time.Second, func() bool { return uint64(len(rv.frames())) >= first })
 	if err := r2.stop(t); err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +276,7 @@ func TestPermanentRejectionIsDroppedAndCounted(t *testing.T) {
 	c := testConfig(rv.addr)
 	c.Trigger.FPS = 10
 	r, logs := startAgent(t, c, Options{})
-	waitFor(t, "rejections", 30*time.Second, func() bool { return r.a.metrics.rejected.Get() >= 3 })
+	testutil.WaitFor(t, "rejections", 30*time.Second, func() bool { return r.a.metrics.rejected.Get() >= 3 })
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +299,7 @@ func TestHealthzAndMetrics(t *testing.T) {
 	c.Queue.MemoryFrames = 1000
 	r, _ := startAgent(t, c, Options{})
 	base := "http://" + r.a.Addr().String()
-	waitFor(t, "frames", 30*time.Second, func() bool { return len(rv.frames()) >= 5 })
+	testutil.WaitFor(t, "frames", 30*time.Second, func() bool { return len(rv.frames()) >= 5 })
 
 	code, body := get(t, base+"/healthz")
 	if code != 200 {
@@ -335,7 +324,7 @@ func TestHealthzAndMetrics(t *testing.T) {
 	// The receiver goes away: frames pile up, and /healthz says so once
 	// nothing was delivered for healthy_within.
 	rv.stop()
-	waitFor(t, "/healthz to turn unhealthy", 30*time.Second, func() bool {
+	testutil.WaitFor(t, "/healthz to turn unhealthy", 30*time.Second, func() bool {
 		code, _ := get(t, base+"/healthz")
 		return code == http.StatusServiceUnavailable
 	})
@@ -372,7 +361,7 @@ func TestReload(t *testing.T) {
 		return &config.Loaded{Config: next}, nil
 	}
 	r, logs := startAgent(t, c, Options{Reload: reload})
-	waitFor(t, "frames", 30*time.Second, func() bool { return len(rv.frames()) >= 3 })
+	testutil.WaitFor(t, "frames", 30*time.Second, func() bool { return len(rv.frames()) >= 3 })
 
 	// A different receiver and a different name: the pipeline is rebuilt
 	// and frames go to the new place, nothing lost on the way.
@@ -381,7 +370,7 @@ func TestReload(t *testing.T) {
 	next.Server.Addresses = []string{rv2.addr}
 	mu.Unlock()
 	r.reload <- struct{}{}
-	waitFor(t, "frames at the new receiver", 30*time.Second, func() bool { return len(rv2.frames()) >= 3 })
+	testutil.WaitFor(t, "frames at the new receiver", 30*time.Second, func() bool { return len(rv2.frames()) >= 3 })
 	if r.a.Config().Server.Addresses[0] != rv2.addr {
 		t.Fatalf("config in effect not updated")
 	}
@@ -391,16 +380,16 @@ func TestReload(t *testing.T) {
 	next.Queue.MemoryFrames = 99
 	mu.Unlock()
 	r.reload <- struct{}{}
-	waitFor(t, "the refusal", 10*time.Second, func() bool { return strings.Contains(logs.String(), "cannot change while running") })
+	testutil.WaitFor(t, "the refusal", 10*time.Second, func() bool { return strings.Contains(logs.String(), "cannot change while running") })
 
 	// An invalid file: refused, still running.
 	mu.Lock()
 	nextErr = errors.New("trigger.fps: 0 is out of range")
 	mu.Unlock()
 	r.reload <- struct{}{}
-	waitFor(t, "the refusal", 10*time.Second, func() bool { return strings.Contains(logs.String(), "new configuration is invalid") })
+	testutil.WaitFor(t, "the refusal", 10*time.Second, func() bool { return strings.Contains(logs.String(), "new configuration is invalid") })
 	n := len(rv2.frames())
-	waitFor(t, "frames still flowing", 30*time.Second, func() bool { return len(rv2.frames()) > n+3 })
+	testutil.WaitFor(t, "frames still flowing", 30*time.Second, func() bool { return len(rv2.frames()) > n+3 })
 
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
@@ -419,7 +408,7 @@ func TestNotifiesSystemd(t *testing.T) {
 	var states []string
 	notify := func(s string) { mu.Lock(); states = append(states, s); mu.Unlock() }
 	r, _ := startAgent(t, testConfig(rv.addr), Options{Notify: notify, Watchdog: 30 * time.Millisecond})
-	waitFor(t, "watchdog pings", 30*time.Second, func() bool {
+	testutil.WaitFor(t, "watchdog pings", 30*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		n := 0
@@ -523,7 +512,7 @@ func TestMemoryGovernorFollowsTheQueue(t *testing.T) {
 	c.Queue.MemoryFrames = 1000
 	r, _ := startAgent(t, c, Options{GovernMemory: true})
 	base := memoryBase(c.Source.Width, c.Source.Height)
-	waitFor(t, "the limit to follow the queued bytes", 30*time.Second, func() bool {
+	testutil.WaitFor(t, "the limit to follow the queued bytes", 30*time.Second, func() bool {
 		mem := r.a.queue.Stats().MemoryBytes
 		return mem > 100<<10 && r.a.memLimit.Load() >= base+mem
 	})
@@ -541,7 +530,7 @@ func TestCameraOpenedAtStartWithEventTrigger(t *testing.T) {
 	c.Source.Type = "dir"
 	c.Source.Dir = filepath.Join(t.TempDir(), "missing")
 	r, logs := startAgent(t, c, Options{})
-	waitFor(t, "the open failure in the log", 30*time.Second, func() bool {
+	testutil.WaitFor(t, "the open failure in the log", 30*time.Second, func() bool {
 		return strings.Contains(logs.String(), "capture device open failed") && strings.Contains(logs.String(), "missing")
 	})
 	if h := r.a.Health(); h.Camera != "down" {

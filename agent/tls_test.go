@@ -19,7 +19,7 @@ func TestTLSFromConfig(t *testing.T) {
 	c.Server.TLS.Enabled = true
 	c.Server.TLS.CA = pki.CA
 	r, _ := startAgent(t, c, Options{})
-	waitFor(t, "frames over TLS", 30*time.Second, func() bool { return len(rv.frames()) >= 5 })
+	testutil.WaitFor(t, "frames over TLS", 30*time.Second, func() bool { return len(rv.frames()) >= 5 })
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestTLSFromConfig(t *testing.T) {
 	rv2 := startRecv(t, "127.0.0.1:0", func(o *receiver.Options) { o.TLS = other.ServerTLS(false) })
 	c.Server.Addresses = []string{rv2.addr}
 	r2, logs := startAgent(t, c, Options{})
-	waitFor(t, "the refusal", 30*time.Second, func() bool { return r2.a.metrics.failures.Get() >= 2 })
+	testutil.WaitFor(t, "the refusal", 30*time.Second, func() bool { return r2.a.metrics.failures.Get() >= 2 })
 	r2.stop(t)
 	if n := len(rv2.frames()); n != 0 {
 		t.Fatalf("%d frames sent to an untrusted receiver", n)

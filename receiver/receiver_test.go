@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"framepush/internal/testutil"
 	"framepush/wire"
 )
 
@@ -517,13 +518,7 @@ func checkStoredInOrder(t *testing.T, dir string, sent [][]byte) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.WaitFor(t, what, 20*time.Second, cond)
 }
 
 func waitFrames(t *testing.T, ts *testServer, n uint64) {

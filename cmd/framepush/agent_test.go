@@ -111,7 +111,7 @@ func freePort(t *testing.T) string {
 func startRecv(t *testing.T, bin, addr, dir string) *proc {
 	t.Helper()
 	p := start(t, bin, "--listen", addr, "--dir", dir, "--fsync=false", "--min-free", "0", "--log-level", "warn")
-	waitUntil(t, "framerecv listening on "+addr, 30*time.Second, func() bool {
+	testutil.WaitFor(t, "framerecv listening on "+addr, 30*time.Second, func() bool {
 		c, err := net.Dial("tcp", addr)
 		if err == nil {
 			c.Close()
@@ -119,17 +119,6 @@ func startRecv(t *testing.T, bin, addr, dir string) *proc {
 		return err == nil
 	})
 	return p
-}
-
-func waitUntil(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // stored lists the final frame files under dir in name order (which is
@@ -195,7 +184,7 @@ func TestRunToReceiverEveryFrameDecodes(t *testing.T) {
 	addr, dir := freePort(t), t.TempDir()
 	startRecv(t, recvBin, addr, dir)
 	a := start(t, agentBin, agentArgs(addr)...)
-	waitUntil(t, "20 frames on disk", 60*time.Second, func() bool { return len(stored(t, dir)) >= 20 })
+	testutil.WaitFor(t, "20 frames on disk", 60*time.Second, func() bool { return len(stored(t, dir)) >= 20 })
 	if rc := a.signal(t, syscall.SIGTERM, 30*time.Second); rc != 0 {
 		t.Fatalf("agent exit status %d after SIGTERM, want 0", rc)
 	}
@@ -212,14 +201,14 @@ func TestReceiverRestartLosesNothing(t *testing.T) {
 	addr, dir := freePort(t), t.TempDir()
 	r := startRecv(t, recvBin, addr, dir)
 	a := start(t, agentBin, agentArgs(addr, "--set", "queue.spool_dir="+t.TempDir(), "--set", "queue.memory_frames=4")...)
-	waitUntil(t, "frames on disk", 60*time.Second, func() bool { return len(stored(t, dir)) >= 5 })
+	testutil.WaitFor(t, "frames on disk", 60*time.Second, func() bool { return len(stored(t, dir)) >= 5 })
 	if rc := r.signal(t, syscall.SIGTERM, 30*time.Second); rc != 0 {
 		t.Fatalf("framerecv exit %d", rc)
 	}
 	before := len(stored(t, dir))
 	time.Sleep(2 * time.Second) // the agent captures ~40 frames meanwhile, into the spool
 	startRecv(t, recvBin, addr, dir)
-	waitUntil(t, "the backlog", 60*time.Second, func() bool { return len(stored(t, dir)) >= before+40 })
+	testutil.WaitFor(t, "the backlog", 60*time.Second, func() bool { return len(stored(t, dir)) >= before+40 })
 	if rc := a.signal(t, syscall.SIGTERM, 30*time.Second); rc != 0 {
 		t.Fatalf("agent exit %d", rc)
 	}
@@ -253,14 +242,14 @@ func TestKilledAgentDeliversSpoolInOrderAfterRestart(t *testing.T) {
 	// No receiver: every frame goes to the spool, written and fsynced
 	// before Put returns (always_spool), so SIGKILL loses none of them.
 	a := start(t, agentBin, agentArgs(addr, "--set", "queue.spool_dir="+spool, "--set", "queue.always_spool=true", "--set", "queue.fsync=true")...)
-	waitUntil(t, "30 frames in the spool", 60*time.Second, func() bool { return spoolFiles(t, spool) >= 30 })
+	testutil.WaitFor(t, "30 frames in the spool", 60*time.Second, func() bool { return spoolFiles(t, spool) >= 30 })
 	a.signal(t, syscall.SIGKILL, 10*time.Second)
 	spooled := snapshotSpool(t, spool)
 	inSpool := len(spooled)
 
 	startRecv(t, recvBin, addr, dir)
 	b := start(t, agentBin, agentArgs(addr, "--set", "queue.spool_dir="+spool, "--set", "trigger.type=signal")...)
-	waitUntil(t, "the spooled frames", 60*time.Second, func() bool { return len(stored(t, dir)) >= inSpool })
+	testutil.WaitFor(t, "the spooled frames", 60*time.Second, func() bool { return len(stored(t, dir)) >= inSpool })
 	if rc := b.signal(t, syscall.SIGTERM, 30*time.Second); rc != 0 {
 		t.Fatalf("agent exit %d", rc)
 	}
@@ -318,7 +307,7 @@ func TestSpoolLimitAndDropPolicyAreExact(t *testing.T) {
 	// captured is either still queued or counted as dropped.
 	a := start(t, agentBin, agentArgs(addr, "--set", "queue.spool_dir="+spool, "--set", "queue.memory_frames=4",
 		"--set", "queue.spool_max_frames=10", "--set", "queue.drop=oldest", "--set", "shutdown.timeout=2s")...)
-	waitUntil(t, "drops", 60*time.Second, func() bool { return strings.Contains(a.out.String(), "dropped") && spoolFiles(t, spool) >= 10 })
+	testutil.WaitFor(t, "drops", 60*time.Second, func() bool { return strings.Contains(a.out.String(), "dropped") && spoolFiles(t, spool) >= 10 })
 	time.Sleep(time.Second)
 	if rc := a.signal(t, syscall.SIGTERM, 30*time.Second); rc != 0 {
 		t.Fatalf("agent exit %d", rc)
@@ -407,9 +396,9 @@ func TestSignalTriggerAndStraySIGUSR1(t *testing.T) {
 
 	// Without a signal trigger, SIGUSR1 must not kill the agent.
 	a := start(t, agentBin, agentArgs(addr, "--set", "trigger.fps=2")...)
-	waitUntil(t, "a frame", 60*time.Second, func() bool { return len(stored(t, dir)) >= 1 })
+	testutil.WaitFor(t, "a frame", 60*time.Second, func() bool { return len(stored(t, dir)) >= 1 })
 	a.cmd.Process.Signal(syscall.SIGUSR1)
-	waitUntil(t, "the warning", 30*time.Second, func() bool { return strings.Contains(a.out.String(), "SIGUSR1 ignored") })
+	testutil.WaitFor(t, "the warning", 30*time.Second, func() bool { return strings.Contains(a.out.String(), "SIGUSR1 ignored") })
 	if rc := a.signal(t, syscall.SIGTERM, 30*time.Second); rc != 0 {
 		t.Fatalf("agent exit %d", rc)
 	}
@@ -419,14 +408,14 @@ func TestSignalTriggerAndStraySIGUSR1(t *testing.T) {
 	addr2 := freePort(t)
 	startRecv(t, recvBin, addr2, dir2)
 	b := start(t, agentBin, agentArgs(addr2, "--set", "trigger.type=signal")...)
-	waitUntil(t, "the agent running", 30*time.Second, func() bool { return strings.Contains(b.out.String(), "msg=running") })
+	testutil.WaitFor(t, "the agent running", 30*time.Second, func() bool { return strings.Contains(b.out.String(), "msg=running") })
 	time.Sleep(500 * time.Millisecond)
 	if n := len(stored(t, dir2)); n != 0 {
 		t.Fatalf("%d frames before any signal", n)
 	}
 	for i := 1; i <= 3; i++ {
 		b.cmd.Process.Signal(syscall.SIGUSR1)
-		waitUntil(t, fmt.Sprintf("frame %d", i), 30*time.Second, func() bool { return len(stored(t, dir2)) >= i })
+		testutil.WaitFor(t, fmt.Sprintf("frame %d", i), 30*time.Second, func() bool { return len(stored(t, dir2)) >= i })
 	}
 	if rc := b.signal(t, syscall.SIGTERM, 30*time.Second); rc != 0 {
 		t.Fatalf("agent exit %d", rc)
@@ -477,17 +466,17 @@ func TestSIGHUPReloadsTheFile(t *testing.T) {
 	base := "source:\n  width: 160\n  height: 120\ntrigger:\n  fps: 10\nhttp:\n  listen: \"\"\nserver:\n  addresses: [\"%s\"]\n"
 	write(fmt.Sprintf(base, addr1))
 	a := start(t, agentBin, "run", "--config", cfg)
-	waitUntil(t, "frames at the first receiver", 60*time.Second, func() bool { return len(stored(t, dir1)) >= 3 })
+	testutil.WaitFor(t, "frames at the first receiver", 60*time.Second, func() bool { return len(stored(t, dir1)) >= 3 })
 
 	write(fmt.Sprintf(base, addr2))
 	a.cmd.Process.Signal(syscall.SIGHUP)
-	waitUntil(t, "frames at the second receiver", 60*time.Second, func() bool { return len(stored(t, dir2)) >= 3 })
+	testutil.WaitFor(t, "frames at the second receiver", 60*time.Second, func() bool { return len(stored(t, dir2)) >= 3 })
 
 	write("trigger:\n  fps: -1\n")
 	a.cmd.Process.Signal(syscall.SIGHUP)
-	waitUntil(t, "the refusal", 30*time.Second, func() bool { return strings.Contains(a.out.String(), "reload refused") })
+	testutil.WaitFor(t, "the refusal", 30*time.Second, func() bool { return strings.Contains(a.out.String(), "reload refused") })
 	n := len(stored(t, dir2))
-	waitUntil(t, "frames still flowing", 60*time.Second, func() bool { return len(stored(t, dir2)) >= n+3 })
+	testutil.WaitFor(t, "frames still flowing", 60*time.Second, func() bool { return len(stored(t, dir2)) >= n+3 })
 
 	if rc := a.signal(t, syscall.SIGTERM, 30*time.Second); rc != 0 {
 		t.Fatalf("agent exit %d", rc)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -60,27 +59,9 @@ func gpioTestNew(t *testing.T, p *gpiotest.Pin, o GPIOOptions) *GPIOTrigger {
 	return tr
 }
 
-// gpioTestClock is a settable edge clock.
-type gpioTestClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *gpioTestClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *gpioTestClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 func TestGPIODebounceIsALockoutWindow(t *testing.T) {
 	p := gpioTestPin()
-	clock := &gpioTestClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := &trigTestClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
 	tr := gpioTestNew(t, p, GPIOOptions{Edge: "rising", Pull: "down", Debounce: 50 * time.Millisecond, Frames: 3, PreTrigger: 2, now: clock.now})
 	if p.P != gpio.PullDown {
 		t.Fatalf("pull %v, want PullDown set explicitly", p.P)

@@ -27,28 +27,7 @@ func TestSignalTrigger(t *testing.T) {
 	}
 
 	// Close unblocks a pending Wait; later ones fail at once.
-	errc := make(chan error, 1)
-	go func() {
-		_, err := tr.Wait(context.Background())
-		errc <- err
-	}()
-	if err := tr.Close(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-errc:
-		if !errors.Is(err, ErrTriggerClosed) {
-			t.Fatalf("Wait after Close: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not unblock Wait")
-	}
-	if err := tr.Close(); err != nil {
-		t.Fatal("second Close:", err)
-	}
-	if _, err := tr.Wait(context.Background()); !errors.Is(err, ErrTriggerClosed) {
-		t.Fatalf("Wait on a closed trigger: %v", err)
-	}
+	trigTestCloseUnblocks(t, tr)
 }
 
 func TestSignalTriggerWithoutSignalsNeverFires(t *testing.T) {

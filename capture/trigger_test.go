@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// trigTestClock is a fake clock for the ticker: sleeping advances it.
+// trigTestClock is a fake clock for the ticker (sleeping advances it) and
+// the GPIO edge times.
 type trigTestClock struct {
 	mu     sync.Mutex
 	t      time.Time
@@ -109,26 +110,7 @@ func TestTickerKindsCloseAndCancel(t *testing.T) {
 		t.Fatalf("first interval event %+v, %v; want one at once", ev, err)
 	}
 	// The next one is an hour away: Close must unblock it.
-	errc := make(chan error, 1)
-	go func() {
-		_, err := iv.Wait(context.Background())
-		errc <- err
-	}()
-	time.Sleep(10 * time.Millisecond) // let it block; the result is the same if it has not yet
-	if err := iv.Close(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-errc:
-		if !errors.Is(err, ErrTriggerClosed) {
-			t.Fatalf("Wait after Close: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not unblock Wait")
-	}
-	if err := iv.Close(); err != nil {
-		t.Fatal("second Close:", err)
-	}
+	trigTestCloseUnblocks(t, iv)
 
 	c := NewContinuous(0.001)
 	defer c.Close()
@@ -279,5 +261,35 @@ func TestMergeReportsErrorsAndCoalescedCounts(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("a's error never came through Merge")
 		}
+	}
+}
+
+// trigTestCloseUnblocks checks that Close unblocks a pending Wait with
+// ErrTriggerClosed, that a second Close is harmless and that later Waits
+// fail at once.
+func trigTestCloseUnblocks(t *testing.T, tr Trigger) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := tr.Wait(context.Background())
+		errc <- err
+	}()
+	time.Sleep(10 * time.Millisecond) // let it block; the result is the same if it has not yet
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrTriggerClosed) {
+			t.Fatalf("Wait after Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not unblock Wait")
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal("second Close:", err)
+	}
+	if _, err := tr.Wait(context.Background()); !errors.Is(err, ErrTriggerClosed) {
+		t.Fatalf("Wait on a closed trigger: %v", err)
 	}
 }

@@ -18,45 +18,20 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-var (
-	binOnce sync.Once
-	binDir  string
-	binErr  error
-)
-
 // bins builds framepush and framerecv once per test run.
 func bins(t *testing.T) (agent, recv string) {
 	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "framepush-bin-")
-		if binErr != nil {
-			return
-		}
-		for _, p := range []string{"framepush", "framerecv"} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, p), "framepush/cmd/"+p).CombinedOutput()
-			if err != nil {
-				binErr = fmt.Errorf("go build %s: %v\n%s", p, err, out)
-				return
-			}
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return filepath.Join(binDir, "framepush"), filepath.Join(binDir, "framerecv")
+	return testutil.Binary(t, "framepush"), testutil.Binary(t, "framerecv")
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testutil.RemoveBinaries()
 	os.Exit(code)
 }
 

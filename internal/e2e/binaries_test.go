@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"framepush/internal/testutil"
 	"io"
 	"os"
 	"os/exec"
@@ -15,50 +16,16 @@ import (
 	"time"
 )
 
-var (
-	binOnce sync.Once
-	binDir  string
-	binErr  error
-)
-
 // binaries builds framepush and framerecv once per test binary run, into a
 // folder removed by TestMain.
 func binaries(t testing.TB) (framepush, framerecv string) {
 	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "framepush-e2e-bin-")
-		if binErr != nil {
-			return
-		}
-		for _, name := range []string{"framepush", "framerecv"} {
-			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, name), "framepush/cmd/"+name)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				binErr = &buildError{name, err, string(out)}
-				return
-			}
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return filepath.Join(binDir, "framepush"), filepath.Join(binDir, "framerecv")
-}
-
-type buildError struct {
-	name string
-	err  error
-	out  string
-}
-
-func (e *buildError) Error() string {
-	return "go build " + e.name + ": " + e.err.Error() + "\n" + e.out
+	return testutil.Binary(t, "framepush"), testutil.Binary(t, "framerecv")
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testutil.RemoveBinaries()
 	os.Exit(code)
 }
 

@@ -24,61 +24,19 @@ import (
 	"framepush/capture"
 	"framepush/config"
 	"framepush/internal/testutil"
+	"framepush/internal/testutil/recvtest"
 	"framepush/receiver"
 )
 
-// recv is a real receiver on loopback that records what it stored.
-type recv struct {
-	t    *testing.T
-	srv  *receiver.Server
-	addr string
-	dir  string
-
-	mu     sync.Mutex
-	stored []receiver.Stored
-}
-
-func startRecv(t *testing.T, addr string, tweak func(*receiver.Options)) *recv {
+// startRecv runs a real receiver on loopback (addr "127.0.0.1:0" for any
+// port) that records what it stored; tweak adjusts its options.
+func startRecv(t *testing.T, addr string, tweak func(*receiver.Options)) *recvtest.Receiver {
 	t.Helper()
-	r := &recv{t: t, dir: t.TempDir()}
-	o := receiver.Options{Dir: r.dir, NoFsync: true, MinFreeBytes: 1, Logger: slog.New(slog.DiscardHandler),
-		OnFrame: func(s receiver.Stored) { r.mu.Lock(); r.stored = append(r.stored, s); r.mu.Unlock() }}
+	var o receiver.Options
 	if tweak != nil {
 		tweak(&o)
 	}
-	srv, err := receiver.New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ln net.Listener
-	// Reusing a port another test just released can race with the kernel;
-	// retry briefly.
-	for i := 0; ; i++ {
-		ln, err = net.Listen("tcp", addr)
-		if err == nil || i == 50 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.srv, r.addr = srv, ln.Addr().String()
-	go srv.Serve(ln)
-	t.Cleanup(func() { r.stop() })
-	return r
-}
-
-func (r *recv) stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	r.srv.Shutdown(ctx)
-}
-
-func (r *recv) frames() []receiver.Stored {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]receiver.Stored(nil), r.stored...)
+	return recvtest.Start(t, addr, o)
 }
 
 // freeAddr returns a loopback address nobody listens on (for now).
@@ -192,14 +150,14 @@ func checkFrames(t *testing.T, st []receiver.Stored, w, h int) {
 
 func TestDeliversEveryCapturedFrame(t *testing.T) {
 	rv := startRecv(t, "127.0.0.1:0", nil)
-	c := testConfig(rv.addr)
+	c := testConfig(rv.Addr)
 	r, _ := startAgent(t, c, Options{})
-	testutil.WaitFor(t, "20 frames at the receiver", 30*time.Second, func() bool { return len(rv.frames()) >= 20 })
+	testutil.WaitFor(t, "20 frames at the receiver", 30*time.Second, func() bool { return len(rv.Frames()) >= 20 })
 	if err := r.stop(t); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	captured := r.a.metrics.captured.Get()
-	st := rv.frames()
+	st := rv.Frames()
 	if uint64(len(st)) != captured {
 		t.Fatalf("captured %d frames, receiver stored %d: an orderly stop must deliver everything", captured, len(st))
 	}
@@ -223,13 +181,13 @@ func TestOutageSpoolsThenDeliversInOrder(t *testing.T) {
 	}
 	rv := startRecv(t, addr, nil)
 	testutil.WaitFor(t, "the backlog to drain", 60*time.Second, func() bool {
-		return len(rv.frames()) >= 30 && r.a.queue.Stats().Pending < 3
+		return len(rv.Frames()) >= 30 && r.a.queue.Stats().Pending < 3
 	})
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
 	captured := r.a.metrics.captured.Get()
-	st := rv.frames()
+	st := rv.Frames()
 	if uint64(len(st)) != captured {
 		t.Fatalf("captured %d, stored %d", captured, len(st))
 	}
@@ -260,11 +218,11 @@ func TestStopWithLinkDownSpoolsAndNextRunDelivers(t *testing.T) {
 	rv := startRecv(t, addr, nil)
 	c.Trigger.Type = "signal" // capture nothing new: only the spool is sent
 	r2, _ := startAgent(t, c, Options{})
-	testutil.WaitFor(t, "the spooled frames", 30*time.Second, func() bool { return uint64(len(rv.frames())) >= first })
+	testutil.WaitFor(t, "the spooled frames", 30*time.Second, func() bool { return uint64(len(rv.Frames())) >= first })
 	if err := r2.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	st := rv.frames()
+	st := rv.Frames()
 	if uint64(len(st)) != first {
 		t.Fatalf("first run captured %d, receiver got %d", first, len(st))
 	}
@@ -273,14 +231,14 @@ func TestStopWithLinkDownSpoolsAndNextRunDelivers(t *testing.T) {
 
 func TestPermanentRejectionIsDroppedAndCounted(t *testing.T) {
 	rv := startRecv(t, "127.0.0.1:0", func(o *receiver.Options) { o.MaxFrameSize = 100 })
-	c := testConfig(rv.addr)
+	c := testConfig(rv.Addr)
 	c.Trigger.FPS = 10
 	r, logs := startAgent(t, c, Options{})
 	testutil.WaitFor(t, "rejections", 30*time.Second, func() bool { return r.a.metrics.rejected.Get() >= 3 })
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(rv.frames()); n != 0 {
+	if n := len(rv.Frames()); n != 0 {
 		t.Fatalf("receiver stored %d frames over its limit", n)
 	}
 	if got, want := r.a.metrics.rejected.Get(), r.a.metrics.captured.Get(); got != want {
@@ -293,13 +251,13 @@ func TestPermanentRejectionIsDroppedAndCounted(t *testing.T) {
 
 func TestHealthzAndMetrics(t *testing.T) {
 	rv := startRecv(t, "127.0.0.1:0", nil)
-	c := testConfig(rv.addr)
+	c := testConfig(rv.Addr)
 	c.HTTP.Listen = "127.0.0.1:0"
 	c.HTTP.HealthyWithin = time.Second
 	c.Queue.MemoryFrames = 1000
 	r, _ := startAgent(t, c, Options{})
 	base := "http://" + r.a.Addr().String()
-	testutil.WaitFor(t, "frames", 30*time.Second, func() bool { return len(rv.frames()) >= 5 })
+	testutil.WaitFor(t, "frames", 30*time.Second, func() bool { return len(rv.Frames()) >= 5 })
 
 	code, body := get(t, base+"/healthz")
 	if code != 200 {
@@ -323,7 +281,7 @@ func TestHealthzAndMetrics(t *testing.T) {
 
 	// The receiver goes away: frames pile up, and /healthz says so once
 	// nothing was delivered for healthy_within.
-	rv.stop()
+	rv.Stop()
 	testutil.WaitFor(t, "/healthz to turn unhealthy", 30*time.Second, func() bool {
 		code, _ := get(t, base+"/healthz")
 		return code == http.StatusServiceUnavailable
@@ -347,7 +305,7 @@ func get(t *testing.T, url string) (int, string) {
 
 func TestReload(t *testing.T) {
 	rv := startRecv(t, "127.0.0.1:0", nil)
-	c := testConfig(rv.addr)
+	c := testConfig(rv.Addr)
 	c.Trigger.FPS = 20
 	var mu sync.Mutex
 	next := c
@@ -361,17 +319,17 @@ func TestReload(t *testing.T) {
 		return &config.Loaded{Config: next}, nil
 	}
 	r, logs := startAgent(t, c, Options{Reload: reload})
-	testutil.WaitFor(t, "frames", 30*time.Second, func() bool { return len(rv.frames()) >= 3 })
+	testutil.WaitFor(t, "frames", 30*time.Second, func() bool { return len(rv.Frames()) >= 3 })
 
 	// A different receiver and a different name: the pipeline is rebuilt
 	// and frames go to the new place, nothing lost on the way.
 	rv2 := startRecv(t, "127.0.0.1:0", nil)
 	mu.Lock()
-	next.Server.Addresses = []string{rv2.addr}
+	next.Server.Addresses = []string{rv2.Addr}
 	mu.Unlock()
 	r.reload <- struct{}{}
-	testutil.WaitFor(t, "frames at the new receiver", 30*time.Second, func() bool { return len(rv2.frames()) >= 3 })
-	if r.a.Config().Server.Addresses[0] != rv2.addr {
+	testutil.WaitFor(t, "frames at the new receiver", 30*time.Second, func() bool { return len(rv2.Frames()) >= 3 })
+	if r.a.Config().Server.Addresses[0] != rv2.Addr {
 		t.Fatalf("config in effect not updated")
 	}
 
@@ -388,13 +346,13 @@ func TestReload(t *testing.T) {
 	mu.Unlock()
 	r.reload <- struct{}{}
 	testutil.WaitFor(t, "the refusal", 10*time.Second, func() bool { return strings.Contains(logs.String(), "new configuration is invalid") })
-	n := len(rv2.frames())
-	testutil.WaitFor(t, "frames still flowing", 30*time.Second, func() bool { return len(rv2.frames()) > n+3 })
+	n := len(rv2.Frames())
+	testutil.WaitFor(t, "frames still flowing", 30*time.Second, func() bool { return len(rv2.Frames()) > n+3 })
 
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := uint64(len(rv.frames())+len(rv2.frames())), r.a.metrics.captured.Get(); got != want {
+	if got, want := uint64(len(rv.Frames())+len(rv2.Frames())), r.a.metrics.captured.Get(); got != want {
 		t.Fatalf("captured %d, the two receivers stored %d", want, got)
 	}
 	if r.a.metrics.reloads.Get() != 1 || r.a.metrics.reloadFails.Get() != 2 {
@@ -407,7 +365,7 @@ func TestNotifiesSystemd(t *testing.T) {
 	var mu sync.Mutex
 	var states []string
 	notify := func(s string) { mu.Lock(); states = append(states, s); mu.Unlock() }
-	r, _ := startAgent(t, testConfig(rv.addr), Options{Notify: notify, Watchdog: 30 * time.Millisecond})
+	r, _ := startAgent(t, testConfig(rv.Addr), Options{Notify: notify, Watchdog: 30 * time.Millisecond})
 	testutil.WaitFor(t, "watchdog pings", 30*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -475,7 +433,7 @@ func TestFolderReplayEndsAfterDelivery(t *testing.T) {
 	}
 	tp.Close()
 	rv := startRecv(t, "127.0.0.1:0", nil)
-	c := testConfig(rv.addr)
+	c := testConfig(rv.Addr)
 	c.Source.Type, c.Source.Dir, c.Source.Loop = "dir", dir, false
 	r, logs := startAgent(t, c, Options{})
 	select {
@@ -487,7 +445,7 @@ func TestFolderReplayEndsAfterDelivery(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the agent did not end after the last file")
 	}
-	st := rv.frames()
+	st := rv.Frames()
 	if len(st) != 7 {
 		t.Fatalf("receiver stored %d of 7 files", len(st))
 	}

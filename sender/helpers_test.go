@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"framepush/capture"
+	"framepush/internal/testutil"
+	"framepush/internal/testutil/recvtest"
 	"framepush/receiver"
 	"framepush/wire"
 )
@@ -30,63 +32,18 @@ func testFrame(seq uint64, n int) capture.Frame {
 	return capture.Frame{Data: b, Format: "jpeg", Seq: seq, Time: time.Unix(1732425600, int64(seq)), Source: "test"}
 }
 
-type testReceiver struct {
-	*receiver.Server
-	addr string
-	dir  string
-
-	mu     sync.Mutex
-	stored []receiver.Stored
-}
-
-func (r *testReceiver) frames() []receiver.Stored {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]receiver.Stored(nil), r.stored...)
-}
-
 // startReceiver runs the reference receiver on a loopback port until the
 // end of the test.
-func startReceiver(t *testing.T, opt receiver.Options) *testReceiver {
+func startReceiver(t *testing.T, opt receiver.Options) *recvtest.Receiver {
 	t.Helper()
-	if opt.Dir == "" {
-		opt.Dir = t.TempDir()
-	}
-	opt.NoFsync = true
-	opt.MinFreeBytes = -1
-	r := &testReceiver{dir: opt.Dir}
-	opt.OnFrame = func(st receiver.Stored) {
-		r.mu.Lock()
-		r.stored = append(r.stored, st)
-		r.mu.Unlock()
-	}
-	srv, err := receiver.New(opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(l) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), long)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("receiver Shutdown: %v", err)
-		}
-		<-served
-	})
-	r.Server, r.addr = srv, l.Addr().String()
-	return r
+	return recvtest.Start(t, "127.0.0.1:0", opt)
 }
 
 // checkStored asserts that the receiver stored exactly frames, in order,
 // byte for byte.
-func (r *testReceiver) checkStored(t *testing.T, frames []capture.Frame) {
+func checkStored(t *testing.T, r *recvtest.Receiver, frames []capture.Frame) {
 	t.Helper()
-	got := r.frames()
+	got := r.Frames()
 	if len(got) != len(frames) {
 		t.Fatalf("receiver stored %d frames, want %d", len(got), len(frames))
 	}
@@ -225,13 +182,7 @@ func sendErr(t *testing.T, s *Sender, f capture.Frame) error {
 
 // waitIdle waits until the receiver has no connection open, so that its
 // counters include how every connection ended.
-func (r *testReceiver) waitIdle(t *testing.T) {
+func waitIdle(t *testing.T, r *recvtest.Receiver) {
 	t.Helper()
-	deadline := time.Now().Add(long)
-	for r.Stats().ActiveConns > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("receiver still has %d connections open", r.Stats().ActiveConns)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testutil.WaitFor(t, "the receiver to close every connection", long, func() bool { return r.Stats().ActiveConns == 0 })
 }

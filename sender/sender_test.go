@@ -92,7 +92,7 @@ func TestPersistentToReceiver(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := startReceiver(t, receiver.Options{})
 			o := tc.o
-			o.Addresses, o.Mode = []string{r.addr}, ModePersistent
+			o.Addresses, o.Mode = []string{r.Addr}, ModePersistent
 			s := newSender(t, o)
 			sizes := []int{1, 2, 100, 4096, 65536, 1 << 20, 3, 250000}
 			var frames []capture.Frame
@@ -111,8 +111,8 @@ func TestPersistentToReceiver(t *testing.T) {
 			if err := s.Close(context.Background()); err != nil {
 				t.Fatalf("second Close: %v", err)
 			}
-			r.checkStored(t, frames)
-			for i, st := range r.frames() {
+			checkStored(t, r, frames)
+			for i, st := range r.Frames() {
 				m, f := st.Meta, frames[i]
 				if !o.Extension {
 					if !m.IsZero() {
@@ -125,7 +125,7 @@ func TestPersistentToReceiver(t *testing.T) {
 					t.Fatalf("frame %d meta = %+v, want name %q id %d ts %v checksum %v", i, m, o.Name, f.Seq, f.Time, o.Checksum)
 				}
 			}
-			r.waitIdle(t)
+			waitIdle(t, r)
 			if rs := r.Stats(); len(rs.Rejects) != 0 {
 				t.Errorf("receiver counted refusals %v", rs.Rejects)
 			}
@@ -203,7 +203,7 @@ func TestModesAgainstReceiver(t *testing.T) {
 	for _, mode := range []Mode{ModeAuto, ModeSeed} {
 		t.Run(string(mode), func(t *testing.T) {
 			r := startReceiver(t, receiver.Options{})
-			s := newSender(t, Options{Addresses: []string{r.addr}, Mode: mode, Terminator: wire.TermLF})
+			s := newSender(t, Options{Addresses: []string{r.Addr}, Mode: mode, Terminator: wire.TermLF})
 			var frames []capture.Frame
 			for i := range 5 {
 				f := testFrame(uint64(i+1), 5000)
@@ -213,7 +213,7 @@ func TestModesAgainstReceiver(t *testing.T) {
 			if err := s.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			r.checkStored(t, frames)
+			checkStored(t, r, frames)
 			st := s.Stats()
 			wantConns, wantMode := uint64(1), ModePersistent
 			if mode == ModeSeed {
@@ -222,7 +222,7 @@ func TestModesAgainstReceiver(t *testing.T) {
 			if st.Connects != wantConns || st.Mode != wantMode || st.Failures != 0 {
 				t.Errorf("Stats = %+v, want %d connections in mode %s", st, wantConns, wantMode)
 			}
-			r.waitIdle(t)
+			waitIdle(t, r)
 			if rs := r.Stats(); len(rs.Rejects) != 0 || rs.Conns != wantConns {
 				t.Errorf("receiver stats %+v, want %d clean connections", rs, wantConns)
 			}
@@ -361,7 +361,7 @@ func TestGarbageAnswer(t *testing.T) {
 
 func TestTooLargeIsPermanent(t *testing.T) {
 	r := startReceiver(t, receiver.Options{MaxFrameSize: 1000})
-	s := newSender(t, Options{Addresses: []string{r.addr}, Terminator: wire.TermLF})
+	s := newSender(t, Options{Addresses: []string{r.Addr}, Terminator: wire.TermLF})
 	err := sendErr(t, s, testFrame(1, 2000))
 	var rej *wire.RejectError
 	if !IsPermanent(err) || !errors.As(err, &rej) || rej.Reason != wire.ReasonTooLarge || rej.Detail != "max=1000" {
@@ -488,14 +488,14 @@ func TestBytesAfterGotImage(t *testing.T) {
 
 func TestFailover(t *testing.T) {
 	r := startReceiver(t, receiver.Options{})
-	s := newSender(t, Options{Addresses: []string{refusedAddr(t), r.addr}, Terminator: wire.TermLF})
+	s := newSender(t, Options{Addresses: []string{refusedAddr(t), r.Addr}, Terminator: wire.TermLF})
 	send(t, s, testFrame(1, 100))
 	send(t, s, testFrame(2, 100))
-	if st := s.Stats(); st.Address != r.addr || st.Failures != 0 || st.Connects != 1 {
+	if st := s.Stats(); st.Address != r.Addr || st.Failures != 0 || st.Connects != 1 {
 		t.Errorf("Stats = %+v, want both frames on the second address", st)
 	}
-	if len(r.frames()) != 2 {
-		t.Errorf("receiver stored %d frames", len(r.frames()))
+	if len(r.Frames()) != 2 {
+		t.Errorf("receiver stored %d frames", len(r.Frames()))
 	}
 }
 
@@ -504,14 +504,14 @@ func TestFailover(t *testing.T) {
 func TestFailoverAfterRefusal(t *testing.T) {
 	busy := startFake(t, func(c net.Conn, _ int) { io.WriteString(c, "ERR busy max=0\n") })
 	r := startReceiver(t, receiver.Options{})
-	s := newSender(t, Options{Addresses: []string{busy.addr, r.addr}, Terminator: wire.TermLF,
+	s := newSender(t, Options{Addresses: []string{busy.addr, r.Addr}, Terminator: wire.TermLF,
 		Backoff: backoff.Policy{Initial: time.Millisecond, Max: time.Millisecond, Multiplier: 1}})
 	err := sendErr(t, s, testFrame(1, 100))
 	if !strings.Contains(err.Error(), "busy") {
 		t.Fatalf("error %v, want busy", err)
 	}
 	send(t, s, testFrame(1, 100))
-	if st := s.Stats(); st.Address != r.addr || st.Failures != 1 || st.Sent != 1 {
+	if st := s.Stats(); st.Address != r.Addr || st.Failures != 1 || st.Sent != 1 {
 		t.Errorf("Stats = %+v", st)
 	}
 }
@@ -544,7 +544,7 @@ func (d *flakyDialer) set(fail bool) {
 func TestBackoffBetweenFailures(t *testing.T) {
 	r := startReceiver(t, receiver.Options{})
 	d := &flakyDialer{fail: true}
-	s := newSender(t, Options{Addresses: []string{r.addr}, Dial: d.dial, Terminator: wire.TermLF,
+	s := newSender(t, Options{Addresses: []string{r.Addr}, Dial: d.dial, Terminator: wire.TermLF,
 		Backoff: backoff.Policy{Initial: 20 * time.Millisecond, Max: 80 * time.Millisecond, Multiplier: 2}})
 	s.bo.Rand = func() float64 { return 1 } // delays at their bound: no jitter to reason about
 	want := []time.Duration{20, 40, 80, 80}
@@ -674,7 +674,7 @@ func TestCloseSendsBye(t *testing.T) {
 func TestDeliverRetriesUntilDelivered(t *testing.T) {
 	r := startReceiver(t, receiver.Options{})
 	d := &flakyDialer{fail: true}
-	s := newSender(t, Options{Addresses: []string{r.addr}, Dial: d.dial, Terminator: wire.TermLF,
+	s := newSender(t, Options{Addresses: []string{r.Addr}, Dial: d.dial, Terminator: wire.TermLF,
 		Backoff: backoff.Policy{Initial: 5 * time.Millisecond, Max: 20 * time.Millisecond, Multiplier: 2}})
 	// Let the dialer recover after a few failures.
 	go func() {
@@ -710,7 +710,7 @@ func TestDeliverRetriesUntilDelivered(t *testing.T) {
 
 func TestStatsConcurrent(t *testing.T) {
 	r := startReceiver(t, receiver.Options{})
-	s := newSender(t, Options{Addresses: []string{r.addr}, Terminator: wire.TermLF})
+	s := newSender(t, Options{Addresses: []string{r.Addr}, Terminator: wire.TermLF})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -30,7 +30,7 @@ func TestTLSAndMutualTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := newSender(t, Options{Addresses: []string{r.addr}, TLS: cfg, Extension: true, Checksum: wire.ChecksumSHA256, Name: "tls-cam"})
+			s := newSender(t, Options{Addresses: []string{r.Addr}, TLS: cfg, Extension: true, Checksum: wire.ChecksumSHA256, Name: "tls-cam"})
 			var frames []capture.Frame
 			for i := range 5 {
 				f := testFrame(uint64(i+1), 70000*i+1)
@@ -40,7 +40,7 @@ func TestTLSAndMutualTLS(t *testing.T) {
 			if err := s.Close(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			r.checkStored(t, frames)
+			checkStored(t, r, frames)
 			if st := s.Stats(); st.Connects != 1 || st.Failures != 0 {
 				t.Errorf("Stats = %+v", st)
 			}
@@ -71,15 +71,15 @@ func TestTLSFailures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			s := newSender(t, Options{Addresses: []string{r.addr}, TLS: cfg, Terminator: wire.TermLF})
+			s := newSender(t, Options{Addresses: []string{r.Addr}, TLS: cfg, Terminator: wire.TermLF})
 			err = sendErr(t, s, testFrame(1, 10))
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v, want it to mention %q", err, tc.want)
 			}
 		})
 	}
-	if len(r.frames()) != 0 {
-		t.Errorf("receiver stored %d frames from rejected clients", len(r.frames()))
+	if len(r.Frames()) != 0 {
+		t.Errorf("receiver stored %d frames from rejected clients", len(r.Frames()))
 	}
 }
 

@@ -9,55 +9,18 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"framepush/internal/testutil/recvtest"
 	"framepush/receiver"
 )
 
-// sendRecv is a reference receiver on a loopback port for runSend tests.
-type sendRecv struct {
-	*receiver.Server
-	addr string
-	dir  string
-	mu   sync.Mutex
-	got  []receiver.Stored
-}
-
-func startSendRecv(t *testing.T, opt receiver.Options) *sendRecv {
+// startSendRecv runs a reference receiver on a loopback port for runSend
+// tests.
+func startSendRecv(t *testing.T, opt receiver.Options) *recvtest.Receiver {
 	t.Helper()
-	r := &sendRecv{dir: t.TempDir()}
-	opt.Dir, opt.NoFsync, opt.MinFreeBytes = r.dir, true, -1
-	opt.OnFrame = func(st receiver.Stored) {
-		r.mu.Lock()
-		r.got = append(r.got, st)
-		r.mu.Unlock()
-	}
-	srv, err := receiver.New(opt)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { srv.Serve(l); close(done) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
-	r.Server, r.addr = srv, l.Addr().String()
-	return r
-}
-
-func (r *sendRecv) stored() []receiver.Stored {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]receiver.Stored(nil), r.got...)
+	return recvtest.Start(t, "127.0.0.1:0", opt)
 }
 
 // sendFile writes a file of n bytes starting with magic and returns its
@@ -100,7 +63,7 @@ func TestSendFilesToReceiver(t *testing.T) {
 	if err := os.Chtimes(b, mtime, mtime); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errs := runSendTest(t, "--server", r.addr, "--extension", "--name", "cam7", "--terminator", "lf", a, b, c)
+	code, out, errs := runSendTest(t, "--server", r.Addr, "--extension", "--name", "cam7", "--terminator", "lf", a, b, c)
 	if code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s", code, errs)
 	}
@@ -112,12 +75,12 @@ func TestSendFilesToReceiver(t *testing.T) {
 		file string
 		n    int
 	}{{a, 70000}, {b, 300}, {c, 2 << 20}} {
-		re := regexp.MustCompile(`^sent ` + regexp.QuoteMeta(want.file) + ` \(` + strconv.Itoa(want.n) + ` bytes\) to ` + regexp.QuoteMeta(r.addr) + ` in [0-9.]+(µs|ms|s)$`)
+		re := regexp.MustCompile(`^sent ` + regexp.QuoteMeta(want.file) + ` \(` + strconv.Itoa(want.n) + ` bytes\) to ` + regexp.QuoteMeta(r.Addr) + ` in [0-9.]+(µs|ms|s)$`)
 		if !re.MatchString(lines[i]) {
 			t.Errorf("line %d = %q, want %s", i, lines[i], re)
 		}
 	}
-	st := r.stored()
+	st := r.Frames()
 	if len(st) != 3 {
 		t.Fatalf("receiver stored %d frames", len(st))
 	}
@@ -145,11 +108,11 @@ func TestSendFilesToReceiver(t *testing.T) {
 func TestSendSeedDefaults(t *testing.T) {
 	r := startSendRecv(t, receiver.Options{})
 	p, b := sendFile(t, t.TempDir(), "x.jpg", sendJPEG, 5000)
-	code, _, errs := runSendTest(t, "--server", r.addr, "--mode", "seed", p)
+	code, _, errs := runSendTest(t, "--server", r.Addr, "--mode", "seed", p)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errs)
 	}
-	st := r.stored()
+	st := r.Frames()
 	if len(st) != 1 || !st[0].Meta.IsZero() {
 		t.Fatalf("stored %+v, want one frame without extension tokens", st)
 	}
@@ -165,7 +128,7 @@ func TestSendFailures(t *testing.T) {
 	small, _ := sendFile(t, dir, "small.jpg", sendJPEG, 500)
 	empty, _ := sendFile(t, dir, "empty.jpg", "", 0)
 	missing := filepath.Join(dir, "missing.jpg")
-	code, out, errs := runSendTest(t, "--server", r.addr, "--terminator", "lf", big, missing, empty, small)
+	code, out, errs := runSendTest(t, "--server", r.Addr, "--terminator", "lf", big, missing, empty, small)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1; stderr:\n%s", code, errs)
 	}
@@ -179,7 +142,7 @@ func TestSendFailures(t *testing.T) {
 			t.Errorf("stderr lacks %q:\n%s", want, errs)
 		}
 	}
-	if !strings.Contains(out, "sent "+small+" (500 bytes)") || len(r.stored()) != 1 {
+	if !strings.Contains(out, "sent "+small+" (500 bytes)") || len(r.Frames()) != 1 {
 		t.Errorf("the good file was not sent after the bad ones; stdout:\n%s", out)
 	}
 }
@@ -218,8 +181,8 @@ func TestSendFailover(t *testing.T) {
 	l.Close()
 	r := startSendRecv(t, receiver.Options{})
 	p, _ := sendFile(t, t.TempDir(), "a.jpg", sendJPEG, 100)
-	code, out, errs := runSendTest(t, "--server", down, "--server", r.addr, p)
-	if code != 0 || !strings.Contains(out, "to "+r.addr) {
+	code, out, errs := runSendTest(t, "--server", down, "--server", r.Addr, p)
+	if code != 0 || !strings.Contains(out, "to "+r.Addr) {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 }

@@ -58,7 +58,8 @@ soak:
 lint:
 	@bad=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$bad" ]; then echo "gofmt: $$bad"; exit 1; fi
 	go vet ./...
-	staticcheck ./...
+	bash scripts/deps.sh
+	bash -c '. scripts/lib/tools.sh && "$$(tool_bin staticcheck)" ./...'
 
 cross:
 	@set -e; for t in $(TARGETS); do \

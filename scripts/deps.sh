@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian/Ubuntu machine with Go:
 # Debian packages (python3 for the seed interop tests, qemu and friends for
-# the emulated board, dpkg-dev for the .deb check) and Go tools. Idempotent:
-# skips whatever is already there. Needs root (or sudo) for apt-get.
+# the emulated board, dpkg-dev for the .deb check) and the Go tools pinned in
+# scripts/tools.txt, each installed by module version into a version-keyed
+# cache (scripts/lib/tools.sh). Idempotent: skips whatever is already there.
+# Needs root (or sudo) for apt-get.
 set -euo pipefail
-
-STATICCHECK_VERSION=${STATICCHECK_VERSION:-2026.2.2}
+. "$(dirname "$0")/lib/tools.sh"
 
 need=()
 command -v python3 >/dev/null || need+=(python3)
@@ -26,8 +27,16 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-GOBIN=$(go env GOPATH)/bin
-if ! "$GOBIN/staticcheck" -version 2>/dev/null | grep -q "$STATICCHECK_VERSION"; then
-  echo "deps: installing staticcheck $STATICCHECK_VERSION"
-  go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
-fi
+while read -r name pkg ver; do
+  case "$ver" in
+    v[0-9]*.[0-9]*.[0-9]*) ;;
+    *) echo "deps: $name: '$ver' in scripts/tools.txt is not a module version (vX.Y.Z)" >&2; exit 1 ;;
+  esac
+  if ! tool_check "$name" 2>/dev/null; then
+    echo "deps: installing $pkg@$ver into $(tool_dir "$name")"
+    rm -rf "$(tool_dir "$name")"
+    mkdir -p "$(tool_dir "$name")"
+    GOBIN=$(tool_dir "$name") go install "$pkg@$ver"
+  fi
+  tool_check "$name"
+done < <(tool_rows)

@@ -9,7 +9,7 @@
 # Set FRAMEPUSH_SKIP_VM=1 to skip step 5 on a quick local run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$(go env GOPATH)/bin:$PATH"
+. scripts/lib/tools.sh
 
 step() { printf '\n=== %s\n' "$*"; }
 
@@ -23,8 +23,23 @@ if [ -n "$bad" ]; then echo "gofmt would change:"; echo "$bad"; exit 1; fi
 step "go vet"
 go vet ./...
 
+step "go tools: pinned versions from the cache"
+# Every tool runs from the version-keyed cache deps.sh just filled; this
+# fails if one is missing or was not built from its pinned module version,
+# so a binary installed by hand elsewhere can never stand in for it.
+while read -r name _ ver; do tool_check "$name" && echo "$name $ver: $(tool_bin "$name")"; done < <(tool_rows)
+# ...and the check itself refuses a stand-in: a binary put in the cache by
+# hand (no build info of the pinned module) must fail it.
+fake=$(mktemp -d)
+mkdir -p "$fake/staticcheck@$(tool_field staticcheck 3)"
+cp "$(command -v true)" "$fake/staticcheck@$(tool_field staticcheck 3)/staticcheck"
+if FRAMEPUSH_TOOLS=$fake tool_check staticcheck 2>/dev/null; then
+  echo "tool_check accepted a hand-placed binary"; rm -rf "$fake"; exit 1
+fi
+rm -rf "$fake"; echo "a hand-placed binary is refused"
+
 step "staticcheck"
-staticcheck ./...
+"$(tool_bin staticcheck)" ./...
 
 step "go test -race"
 go test -race -timeout 25m ./...

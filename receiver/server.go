@@ -10,9 +10,11 @@
 // to the receiver, and temporary files left by a crash are removed by New.
 //
 // Frames land in Dir/<client>/<YYYY-MM-DD>/<stamp>-<seq>.<ext>, where
-// client is the extension's name= or the peer's IP, stamp is the UTC
-// arrival time with nanoseconds, seq a per-process sequence number, and ext
-// jpg, png or bin from the payload's magic bytes.
+// client is the extension's name= or the peer's IP, stamp (and the day
+// folder) the UTC capture time with nanoseconds when the frame carries the
+// extension's ts= (also set as the file's mtime), else its arrival time, seq
+// a per-process sequence number, and ext jpg, png or bin from the payload's
+// magic bytes. A frame never replaces an existing file.
 package receiver
 
 import (

@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"framepush/internal/testutil"
 	"framepush/wire"
 )
 
@@ -146,4 +148,52 @@ func TestBytesBeforeGotImage(t *testing.T) {
 		t.Fatalf("answer %q", got)
 	}
 	checkStoredInOrder(t, ts.dir, [][]byte{[]byte("hello"), []byte("abc")})
+}
+
+// Under TLS the bytes waiting past a payload are only visible to the TLS
+// layer: the cut-number rule reads them there, and strict clients with
+// digit payloads are served as over plain TCP.
+func TestCutNumberRuleOverTLS(t *testing.T) {
+	pki := testutil.NewPKI(t, "test CA")
+	ts := startServer(t, Options{Settle: 30 * time.Millisecond, TLS: &tls.Config{
+		Certificates: []tls.Certificate{pki.Server}, MinVersion: tls.VersionTLS12,
+	}})
+	dial := func() net.Conn {
+		c, err := tls.Dial("tcp", ts.addr, &tls.Config{RootCAs: pki.Pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		return c
+	}
+	c := dial()
+	sc := strictClient{t, c}
+	var sent [][]byte
+	for _, p := range []string{"12345 hello", "0", "9876543210"} {
+		sc.frame([]byte(p))
+		sent = append(sent, []byte(p))
+	}
+	mustWrite(t, c, wire.Bye)
+	checkStoredInOrderEventually(t, ts, sent)
+
+	c = dial()
+	mustWrite(t, c, "SIZE 12")
+	time.Sleep(150 * time.Millisecond)
+	if got := readN(t, c, len(wire.GotSize)); got != wire.GotSize {
+		t.Fatalf("answer %q", got)
+	}
+	mustWrite(t, c, "34"+strings.Repeat("x", 1234))
+	if got := readAll(t, c); !strings.HasPrefix(got, "ERR protocol bytes after the payload before GOT IMAGE") {
+		t.Fatalf("cut number over TLS: answer %q", got)
+	}
+	if finals, _ := listFiles(t, ts.dir); len(finals) != len(sent) {
+		t.Fatalf("files %v", finals)
+	}
+}
+
+func checkStoredInOrderEventually(t *testing.T, ts *testServer, sent [][]byte) {
+	t.Helper()
+	waitFrames(t, ts, uint64(len(sent)))
+	checkStoredInOrder(t, ts.dir, sent)
 }

@@ -92,7 +92,7 @@ func TestRepeatedFailuresAreSummarised(t *testing.T) {
 	const msg = "no complete request within the handshake timeout of a new connection"
 	var summed int
 	ts.logs.wait(t, "summing up the held-back lines", func(r logRecord) bool {
-		return strings.HasPrefix(r.Msg, msg+" (repeated")
+		return strings.HasPrefix(r.Msg, "repeated failures") && r.Attrs["reason"] == wire.ReasonTimeout && r.Attrs["last"] == msg
 	})
 	ts.logs.mu.Lock()
 	defer ts.logs.mu.Unlock()
@@ -106,7 +106,7 @@ func TestRepeatedFailuresAreSummarised(t *testing.T) {
 			}
 		case r.Msg == msg && r.Level == slog.LevelDebug:
 			debug++
-		case strings.HasPrefix(r.Msg, msg+" (repeated"):
+		case strings.HasPrefix(r.Msg, "repeated failures") && r.Attrs["reason"] == wire.ReasonTimeout:
 			summed += atoi(t, r.Attrs["count"])
 		}
 	}

@@ -11,8 +11,10 @@ import (
 // otherwise log one WARN line per connection. failLogs lets the first
 // failLogBurst of a kind through in full, then at most one a period; the
 // ones held back are logged at debug and summed up in one WARN line at
-// the end of the period ("... repeated": count, period). Every one is
-// still counted in framerecv_rejects_total.
+// the end of the period ("repeated failures": reason, count, the last
+// message). Every one is still counted in framerecv_rejects_total. The
+// kind is the counted reason, a fixed set, so the limiter's memory is
+// bounded whatever peers send.
 const (
 	failLogBurst  = 10
 	failLogPeriod = time.Second
@@ -26,15 +28,16 @@ type failLogs struct {
 type failKind struct {
 	tokens     float64
 	refilled   time.Time
-	suppressed int  // held back since the last line
-	flushing   bool // a summary is scheduled
+	suppressed int    // held back since the last line
+	lastMsg    string // of the last one held back
+	flushing   bool   // a summary is scheduled
 }
 
 // allow reports whether a failure of kind may be logged in full now, and
 // how many were held back since the last full line. When it returns
 // false, the caller logs at debug; summary is called with the number held
 // back once the period ends, unless a full line reported them first.
-func (l *failLogs) allow(kind string, summary func(held int)) (bool, int) {
+func (l *failLogs) allow(kind, msg string, summary func(held int, lastMsg string)) (bool, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.kinds == nil {
@@ -55,26 +58,27 @@ func (l *failLogs) allow(kind string, summary func(held int)) (bool, int) {
 		return true, n
 	}
 	k.suppressed++
+	k.lastMsg = msg
 	if !k.flushing {
 		k.flushing = true
 		time.AfterFunc(failLogPeriod, func() {
 			l.mu.Lock()
-			n := k.suppressed
+			n, last := k.suppressed, k.lastMsg
 			k.suppressed, k.flushing = 0, false
 			l.mu.Unlock()
 			if n > 0 {
-				summary(n)
+				summary(n, last)
 			}
 		})
 	}
 	return false, 0
 }
 
-// logFailure logs one connection's failure through the limiter: msg and
-// reason name the kind.
+// logFailure logs one connection's failure through the limiter of its
+// reason.
 func (s *Server) logFailure(log *slog.Logger, reason, msg string, attrs []any) {
-	full, held := s.failLogs.allow(reason+"\x00"+msg, func(held int) {
-		s.log.Warn(msg+" (repeated; details logged at debug)", "reason", reason, "count", held, "period", failLogPeriod)
+	full, held := s.failLogs.allow(reason, msg, func(held int, last string) {
+		s.log.Warn("repeated failures (details logged at debug)", "reason", reason, "count", held, "period", failLogPeriod, "last", last)
 	})
 	if !full {
 		log.Debug(msg, attrs...)

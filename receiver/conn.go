@@ -437,7 +437,7 @@ func (c *conn) copyPayload(f *os.File, req wire.Request, n int64) (string, *fail
 	if !req.Terminated {
 		if early := c.bytesPastPayload(); early != nil {
 			return "", &failure{reason: wire.ReasonProtocol, answer: true,
-				detail: fmt.Sprintf("bytes after the payload before GOT IMAGE (%s): the unterminated SIZE %d was cut by the settle window; end the SIZE line with \\n", wire.Quote(early[:min(len(early), 8)]), n),
+				detail: fmt.Sprintf("bytes after the payload before GOT IMAGE (%s): the unterminated SIZE %d was cut by the settle window, or the client did not wait for GOT IMAGE; end the SIZE line with \\n", wire.Quote(early[:min(len(early), 8)]), n),
 				msg:    "unterminated SIZE line cut by the settle window: bytes waiting after the payload before GOT IMAGE", bytes: early}
 		}
 	}

@@ -336,13 +336,14 @@ func (a *Agent) captureLoop(ctx context.Context, p *pipeline) error {
 }
 
 // sendLoop delivers queued frames in order until ctx ends, or, once drain
-// is closed, until the queue is empty or a delivery fails.
+// is closed, until the queue is empty or a delivery fails. With a
+// pipelining window it is sendWindowed (sendwindow.go).
 func (a *Agent) sendLoop(ctx context.Context, p *pipeline) {
-	var (
-		failures  int
-		downSince time.Time
-		lastErr   string
-	)
+	if w, ok := p.tx.(WindowTransport); ok && w.Windowed() {
+		a.sendWindowed(ctx, p, w)
+		return
+	}
+	var ls linkState
 	for {
 		select {
 		case <-p.drain:
@@ -355,56 +356,79 @@ func (a *Agent) sendLoop(ctx context.Context, p *pipeline) {
 		if err != nil {
 			return // ctx ended or the queue closed
 		}
-		f := it.Frame
 		t0 := time.Now()
 		p.inSend.Store(t0.UnixNano())
-		err = p.tx.Send(ctx, f)
+		err = p.tx.Send(ctx, it.Frame)
 		p.inSend.Store(0)
-		switch {
-		case err == nil:
-			a.queue.Ack(it)
-			a.queue.SetLinkUp(true)
-			a.linkUp.Store(true)
-			a.metrics.sent.Inc()
-			a.metrics.sentBytes.Add(len(f.Data))
-			a.metrics.sendSeconds.UpdateDuration(t0)
-			a.lastDelivery.Store(time.Now().UnixNano())
-			if failures > 0 {
-				a.log.Info("delivering again", "after_failed_attempts", failures, "down_for", time.Since(downSince).Round(time.Millisecond), "queued", a.queue.Stats().Pending)
-				failures, lastErr = 0, ""
-			}
-			a.log.Debug("frame delivered", "seq", f.Seq, "bytes", len(f.Data), "trigger", f.Trigger, "took", time.Since(t0).Round(time.Microsecond))
-		case sender.IsPermanent(err):
-			// Retrying could never succeed: drop it, loudly.
-			a.queue.Ack(it)
-			a.metrics.rejected.Inc()
-			a.log.Warn("receiver refused the frame permanently; dropped (counted as rejected)", "seq", f.Seq, "bytes", len(f.Data), "captured", f.Time, "err", err)
-		default:
-			a.queue.Nack(it)
-			a.metrics.failures.Inc()
-			if ctx.Err() != nil {
-				return
-			}
-			a.queue.SetLinkUp(false)
-			a.linkUp.Store(false)
-			if failures == 0 {
-				downSince = t0
-				st := a.queue.Stats()
-				a.log.Warn("cannot deliver frames; they stay queued and are retried with backoff", "err", err, "queued", st.Pending, "spooled", st.SpoolFrames)
-			} else if msg := err.Error(); msg != lastErr {
-				a.log.Info("still cannot deliver", "err", err, "failed_attempts", failures+1, "down_for", time.Since(downSince).Round(time.Second))
-			} else {
-				a.log.Debug("delivery attempt failed", "err", err, "failed_attempts", failures+1)
-			}
-			failures++
-			lastErr = err.Error()
-			select {
-			case <-p.drain:
-				return // stopping: the rest is spooled
-			default:
-			}
+		if a.settle(ctx, p, &ls, it, t0, err) {
+			return
 		}
 	}
+}
+
+// linkState is what the send loop remembers across outcomes for its logs.
+type linkState struct {
+	failures  int
+	downSince time.Time
+	lastErr   string
+}
+
+// settle books the outcome of one delivery attempt of it, begun at t0:
+// Ack when delivered or refused permanently, Nack otherwise. It reports
+// true when the send loop must end (ctx ended, or stopping after a
+// failure).
+func (a *Agent) settle(ctx context.Context, p *pipeline, ls *linkState, it queue.Item, t0 time.Time, err error) (stop bool) {
+	f := it.Frame
+	switch {
+	case err == nil:
+		a.queue.Ack(it)
+		a.queue.SetLinkUp(true)
+		a.linkUp.Store(true)
+		a.metrics.sent.Inc()
+		a.metrics.sentBytes.Add(len(f.Data))
+		a.metrics.sendSeconds.UpdateDuration(t0)
+		a.lastDelivery.Store(time.Now().UnixNano())
+		if ls.failures > 0 {
+			a.log.Info("delivering again", "after_failed_attempts", ls.failures, "down_for", time.Since(ls.downSince).Round(time.Millisecond), "queued", a.queue.Stats().Pending)
+			ls.failures, ls.lastErr = 0, ""
+		}
+		a.log.Debug("frame delivered", "seq", f.Seq, "bytes", len(f.Data), "trigger", f.Trigger, "took", time.Since(t0).Round(time.Microsecond))
+	case sender.IsPermanent(err):
+		// Retrying could never succeed: drop it, loudly.
+		a.queue.Ack(it)
+		a.metrics.rejected.Inc()
+		a.log.Warn("receiver refused the frame permanently; dropped (counted as rejected)", "seq", f.Seq, "bytes", len(f.Data), "captured", f.Time, "err", err)
+	case sender.IsUnanswered(err):
+		// Sent in a window behind a frame whose failure is booked on its
+		// own: not refused, not a failure; it goes again, in order.
+		a.queue.Nack(it)
+		return ctx.Err() != nil
+	default:
+		a.queue.Nack(it)
+		a.metrics.failures.Inc()
+		if ctx.Err() != nil {
+			return true
+		}
+		a.queue.SetLinkUp(false)
+		a.linkUp.Store(false)
+		if ls.failures == 0 {
+			ls.downSince = t0
+			st := a.queue.Stats()
+			a.log.Warn("cannot deliver frames; they stay queued and are retried with backoff", "err", err, "queued", st.Pending, "spooled", st.SpoolFrames)
+		} else if msg := err.Error(); msg != ls.lastErr {
+			a.log.Info("still cannot deliver", "err", err, "failed_attempts", ls.failures+1, "down_for", time.Since(ls.downSince).Round(time.Second))
+		} else {
+			a.log.Debug("delivery attempt failed", "err", err, "failed_attempts", ls.failures+1)
+		}
+		ls.failures++
+		ls.lastErr = err.Error()
+		select {
+		case <-p.drain:
+			return true // stopping: the rest is spooled
+		default:
+		}
+	}
+	return false
 }
 
 // stop retires a pipeline: capture stops at once; the send loop goes on

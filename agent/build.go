@@ -150,6 +150,7 @@ func SenderOptions(c config.Server, name string, log *slog.Logger) (sender.Optio
 		ConnectTimeout: c.ConnectTimeout,
 		AnswerTimeout:  c.AnswerTimeout,
 		MinThroughput:  int64(c.MinThroughput),
+		Window:         sender.Window{Frames: c.Window.Frames, Bytes: int64(c.Window.Bytes)},
 		Backoff:        backoff.Policy{Initial: c.Backoff.Initial, Max: c.Backoff.Max, Multiplier: c.Backoff.Multiplier},
 		Logger:         log,
 	}

@@ -91,6 +91,15 @@ type Server struct {
 	MinThroughput  ByteSize      `yaml:"min_throughput"`  // bytes/s below which a data write times out
 	Backoff        Backoff       `yaml:"backoff"`
 	TLS            TLS           `yaml:"tls"`
+	Window         Window        `yaml:"window"` // pipelining with receivers that grant it
+}
+
+// Window is the pipelining window (docs/PROTOCOL.md, "Pipelining"): how
+// many frames, and how many bytes, may be sent but not yet answered on one
+// connection. Negotiated: receivers that do not grant it get stop-and-wait.
+type Window struct {
+	Frames int      `yaml:"frames"` // 0 or 1: off
+	Bytes  ByteSize `yaml:"bytes"`
 }
 
 // Backoff is the reconnect schedule (capped exponential, full jitter).
@@ -169,6 +178,7 @@ func Default() Config {
 			AnswerTimeout:  10 * time.Second,
 			MinThroughput:  64 * KiB,
 			Backoff:        Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2},
+			Window:         Window{Frames: 64, Bytes: 8 * MiB},
 		},
 		Queue: Queue{
 			MemoryFrames: 16, MemoryBytes: 8 * MiB,

@@ -123,6 +123,10 @@ func (l *Loaded) Validate() error {
 		v.fail("server.backoff.max", fmt.Sprintf("%v is less than server.backoff.initial (%v)", sv.Backoff.Max, sv.Backoff.Initial))
 	}
 	v.floatRange("server.backoff.multiplier", sv.Backoff.Multiplier, 1, 10)
+	v.intRange("server.window.frames", sv.Window.Frames, 0, 1024)
+	if sv.Window.Frames > 1 && sv.Window.Bytes < 64*KiB {
+		v.bad("server.window.bytes", sv.Window.Bytes.String(), "at least 64KiB while server.window.frames is above 1")
+	}
 	if (sv.TLS.Cert == "") != (sv.TLS.Key == "") {
 		v.fail("server.tls.cert", "server.tls.cert and server.tls.key go together (client certificate for mTLS)")
 	}

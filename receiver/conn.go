@@ -36,6 +36,8 @@ type conn struct {
 	folder string     // client folder when the frame carries no name=
 	log    *slog.Logger
 
+	windowed bool // a pipelining window was granted on this connection
+
 	mu      sync.Mutex
 	idle    bool // between frames: Shutdown may close it at once
 	stopped bool // Shutdown began: finish the frame in flight, then close
@@ -303,7 +305,7 @@ func (c *conn) receive(req wire.Request) *failure {
 		}
 	}()
 
-	if err := c.answer(answerGotSize); err != nil {
+	if err := c.answerSize(req); err != nil {
 		return &failure{reason: ReasonDisconnect, msg: "cannot send GOT SIZE", err: err}
 	}
 	ext, f2 := c.copyPayload(f, req, n)

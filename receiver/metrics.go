@@ -36,6 +36,7 @@ type serverMetrics struct {
 	conns      *metrics.Counter
 	leftovers  *metrics.Counter
 	idleClosed *metrics.Counter
+	windowed   *metrics.Counter
 	frameTime  *metrics.PrometheusHistogram
 	mu         sync.Mutex
 	rejects    map[string]*metrics.Counter
@@ -50,6 +51,7 @@ func newServerMetrics(active func() float64, diskFree func() float64) *serverMet
 		conns:      s.NewCounter("framerecv_connections_total"),
 		leftovers:  s.NewCounter("framerecv_leftovers_cleaned_total"),
 		idleClosed: s.NewCounter("framerecv_idle_closed_total"),
+		windowed:   s.NewCounter("framerecv_pipelined_connections_total"),
 		frameTime:  s.NewPrometheusHistogram("framerecv_frame_seconds"),
 		rejects:    make(map[string]*metrics.Counter),
 	}

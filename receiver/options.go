@@ -81,6 +81,13 @@ type Options struct {
 	// (default wire.DefaultSettle).
 	Settle time.Duration
 
+	// MaxWindow is the most frames a pipelining sender may have sent but
+	// not yet seen answered (the window= token, acknowledged with "WINDOW
+	// <n>"; see docs/PROTOCOL.md). 0 means DefaultMaxWindow; negative
+	// turns the extension off, so the receiver ignores the token like an
+	// older one.
+	MaxWindow int
+
 	// TLS, if set, makes the server speak TLS only. Set ClientAuth and
 	// ClientCAs in it for mutual TLS.
 	TLS *tls.Config
@@ -133,6 +140,10 @@ func (o Options) withDefaults() (Options, error) {
 	if o.Settle == 0 {
 		o.Settle = wire.DefaultSettle
 	}
+	if o.MaxWindow == 0 {
+		o.MaxWindow = DefaultMaxWindow
+	}
+	o.MaxWindow = min(o.MaxWindow, wire.MaxWindow)
 	if o.Logger == nil {
 		o.Logger = logging.Discard
 	}

@@ -71,6 +71,12 @@ type Options struct {
 	Checksum  wire.Checksum
 	Name      string
 
+	// Window turns on pipelining for Submit (window.go): up to
+	// Window.Frames frames and Window.Bytes bytes sent but not yet
+	// answered on one connection, with receivers that grant it (framerecv
+	// does); stop-and-wait with every other. The zero value is off.
+	Window Window
+
 	// ConnectTimeout bounds a TCP connect plus TLS handshake, per address
 	// (default 5 s).
 	ConnectTimeout time.Duration
@@ -132,6 +138,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ConnectTimeout < 0 || o.AnswerTimeout < 0 {
 		errs = append(errs, fmt.Errorf("timeouts must not be negative (connect %v, answer %v)", o.ConnectTimeout, o.AnswerTimeout))
 	}
+	if o.Window.Frames < 0 || o.Window.Frames > wire.MaxWindow || o.Window.Bytes < 0 {
+		errs = append(errs, fmt.Errorf("window of %d frames and %d bytes: want 0 to %d frames (0 or 1: off) and a positive byte count", o.Window.Frames, o.Window.Bytes, wire.MaxWindow))
+	}
 	if o.MinThroughput < 0 {
 		errs = append(errs, fmt.Errorf("min throughput %d B/s is negative", o.MinThroughput))
 	}
@@ -149,6 +158,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MinThroughput == 0 {
 		o.MinThroughput = DefaultMinThroughput
+	}
+	if o.Window.Frames > 1 && o.Window.Bytes == 0 {
+		o.Window.Bytes = DefaultWindowBytes
 	}
 	if o.Backoff == (backoff.Policy{}) {
 		o.Backoff = backoff.Default

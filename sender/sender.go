@@ -86,6 +86,7 @@ type Stats struct {
 	LastSuccess time.Time     // when the last frame was delivered
 	LastError   string        // the last failure, "" after a success
 	RetryDelay  time.Duration // backoff the next attempt waits before dialing
+	Window      int           // frames the open connection may have unanswered (0: stop-and-wait)
 }
 
 // Sender delivers frames to one of its Options.Addresses.
@@ -113,6 +114,9 @@ type Sender struct {
 	owed       time.Duration // backoff to wait before the next dial
 	lostConn   bool          // the last connection ended in a failure
 	line       []byte        // SIZE line, reused
+	askWindow  int           // > 0: this SIZE line asks for a window of that many frames
+	submitting bool          // Send runs for Submit, which may take a window
+	win        windowState   // the pipelining window (window.go)
 	idBuf      [20]byte
 	meta       wire.Meta
 
@@ -207,12 +211,23 @@ func (s *Sender) Send(ctx context.Context, f capture.Frame) error {
 			}
 		}
 		addr, idx, frames := s.o.Addresses[s.addrIdx], s.addrIdx, s.connFrames
+		s.askWindow = s.windowToAsk(addr, frames)
 		err := s.exchange(ctx, &f)
+		asked := s.askWindow > 0
+		s.askWindow = 0
 		if err == nil {
 			s.delivered(int64(len(f.Data)))
 			return nil
 		}
+		if err == errInWindow {
+			return err // Submit books it as the window's first frame
+		}
 		s.drop()
+		if asked && ctx.Err() == nil && s.tokenRefused(err) {
+			// A receiver that chokes on the window token: say it again
+			// without, at once (nothing was accepted).
+			continue
+		}
 		if ctx.Err() != nil {
 			return &Error{Addr: addr, Op: "cancelled, frame not delivered", Err: ctx.Err()}
 		}
@@ -312,8 +327,22 @@ func (s *Sender) handshake(f *capture.Frame) error {
 		return s.stepError(stepSize, n, err)
 	}
 	_ = c.SetReadDeadline(time.Now().Add(s.o.AnswerTimeout))
+	granted := 0
+	if s.askWindow > 0 {
+		w, err := s.ar.ExpectWindowAck()
+		if err != nil {
+			return s.stepError(stepGotSize, n, err)
+		}
+		granted = w
+	}
 	if err := s.ar.Expect(wire.GotSize); err != nil {
 		return s.stepError(stepGotSize, n, err)
+	}
+	if s.askWindow > 0 {
+		if granted > 0 {
+			return s.startWindow(f, granted)
+		}
+		s.windowIgnored(nil)
 	}
 	if b := s.ar.Buffered(); len(b) > 0 {
 		return s.stepError(stepGotSize, n, &wire.ProtocolError{Reason: wire.ReasonProtocol,
@@ -336,10 +365,13 @@ func (s *Sender) handshake(f *capture.Frame) error {
 func (s *Sender) sizeLine(dst []byte, f *capture.Frame) []byte {
 	n := int64(len(f.Data))
 	if !s.o.Extension {
-		return wire.AppendSize(dst, n, nil, s.o.Terminator)
+		if s.askWindow > 0 {
+			return wire.AppendSize(dst, n, &wire.Meta{Window: s.askWindow}, s.o.Terminator)
+		}
+		return wire.AppendSize(dst, n, nil, s.lineTerminator())
 	}
 	m := &s.meta
-	*m = wire.Meta{Name: s.o.Name}
+	*m = wire.Meta{Name: s.o.Name, Window: s.askWindow}
 	if f.Time.UnixNano() > 0 {
 		m.Time = f.Time
 	}
@@ -585,6 +617,7 @@ func (s *Sender) closeConn(lost bool) {
 		_ = s.raw.Close()
 	}
 	s.conn, s.raw = nil, nil
+	s.endWindow() // after the close, which ends the window's reader
 	s.ar.Reset(nil)
 	s.lostConn = lost
 	s.update(func(st *Stats) { st.Connected = false })

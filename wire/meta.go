@@ -25,11 +25,15 @@ type Meta struct {
 	SHA256    [32]byte
 	HasCRC32C bool
 	CRC32C    uint32 // Castagnoli polynomial
+
+	// Window, when > 0, asks the receiver for the pipelining extension
+	// with up to Window frames unanswered (window=<n>; see window.go).
+	Window int
 }
 
 // IsZero reports whether m carries nothing.
 func (m *Meta) IsZero() bool {
-	return m.Name == "" && m.ID == "" && m.Time.IsZero() && !m.HasSHA256 && !m.HasCRC32C
+	return m.Name == "" && m.ID == "" && m.Time.IsZero() && !m.HasSHA256 && !m.HasCRC32C && m.Window == 0
 }
 
 // Castagnoli is the CRC32C table used by the crc32c token.
@@ -128,6 +132,10 @@ func AppendSize(dst []byte, n int64, meta *Meta, term Terminator) []byte {
 			b[0], b[1], b[2], b[3] = byte(meta.CRC32C>>24), byte(meta.CRC32C>>16), byte(meta.CRC32C>>8), byte(meta.CRC32C)
 			dst = hex.AppendEncode(dst, b[:])
 		}
+		if meta.Window > 0 {
+			dst = append(dst, " "+windowKey+"="...)
+			dst = strconv.AppendInt(dst, int64(min(meta.Window, MaxWindow)), 10)
+		}
 		if term == TermNone {
 			term = TermLF
 		}
@@ -211,6 +219,12 @@ func parseTokens(line []byte, m *Meta) error {
 			}
 			m.CRC32C = uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
 			m.HasCRC32C = true
+		case windowKey:
+			w, err := strconv.Atoi(string(val))
+			if err != nil || w < 1 || len(val) > 5 {
+				return bad("a number of frames, at least 1")
+			}
+			m.Window = min(w, MaxWindow)
 		default:
 			// Unknown keys are skipped so newer senders work with older receivers.
 		}

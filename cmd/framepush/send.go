@@ -76,6 +76,8 @@ type sendFlags struct {
 	tlsServerName string
 	tlsInsecure   bool
 	verbose       bool
+	window        int
+	windowBytes   string
 }
 
 // addrList is a repeatable --server flag.
@@ -105,6 +107,8 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	flags.StringVar(&f.tlsKey, "tls-key", "", "client key PEM `FILE` for --tls-cert")
 	flags.StringVar(&f.tlsServerName, "tls-server-name", "", "`NAME` to verify in the server's certificate (default: the host of --server)")
 	flags.BoolVar(&f.tlsInsecure, "tls-insecure", false, "do not verify the server's certificate (testing only)")
+	flags.IntVar(&f.window, "window", sender.DefaultWindowFrames, "pipelining: up to `N` files sent before their answers come back, with a receiver that grants it\n(framerecv does; others get stop-and-wait); 0 or 1: always stop-and-wait")
+	flags.StringVar(&f.windowBytes, "window-bytes", "8MiB", "with --window: at most `BYTES` of files sent but not yet answered")
 	flags.BoolVar(&f.verbose, "verbose", false, "log connections and retries to stderr")
 	flags.Usage = func() {} // errors get a hint below; --help the whole text on stdout
 	if err := flags.Parse(args); err != nil {
@@ -137,7 +141,12 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "framepush send: %v\nRun \"framepush send --help\" for usage and examples.\n", err)
 		return 2
 	}
-	failed := sendFiles(ctx, s, files, f.retryFor, stdout, stderr)
+	var failed int
+	if s.Windowed() {
+		failed = sendFilesWindowed(ctx, s, files, f.retryFor, stdout, stderr)
+	} else {
+		failed = sendFiles(ctx, s, files, f.retryFor, stdout, stderr)
+	}
 	cctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
 	_ = s.Close(cctx) // BYE BYE; every file's fate is already known
@@ -184,7 +193,15 @@ func (f *sendFlags) options(set map[string]bool, files []string) (sender.Options
 	if err != nil || rate <= 0 {
 		return o, fmt.Errorf("--min-throughput %q: want a positive byte count such as 64KiB", f.minThroughput)
 	}
+	if f.window < 0 || f.window > wire.MaxWindow {
+		return o, fmt.Errorf("--window %d: want 0 to %d frames (0 or 1: stop-and-wait)", f.window, wire.MaxWindow)
+	}
+	winBytes, err := config.ParseByteSize(f.windowBytes)
+	if err != nil || winBytes <= 0 {
+		return o, fmt.Errorf("--window-bytes %q: want a positive byte count such as 8MiB", f.windowBytes)
+	}
 	o = sender.Options{
+		Window:         sender.Window{Frames: f.window, Bytes: int64(winBytes)},
 		Addresses:      f.servers,
 		Mode:           mode,
 		Terminator:     term,

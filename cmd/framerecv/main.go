@@ -99,6 +99,7 @@ type settings struct {
 	fsync                             bool
 	maxFrame, minRate, minFree        int64
 	maxConns, maxConnsPerPeer         int
+	maxWindow                         int
 	handshake, idle, settle, shutdown time.Duration
 	tlsCert, tlsKey, tlsClientCA      string
 	logFormat, logLevel               string
@@ -127,6 +128,7 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 	fs.Var(sizeFlag{&s.minRate}, "min-rate", "slowest payload rate accepted, in `BYTES` per second (slowloris guard; e.g. 16KiB)")
 	fs.Var(sizeFlag{&s.minFree}, "min-free", "free-disk floor in `BYTES`: refuse frames with ERR disk-full rather than go below it; 0 disables")
 	fs.DurationVar(&s.settle, "settle", wire.DefaultSettle, "silence that ends an unterminated \"SIZE <n>\" (the seed client's bytes)")
+	fs.IntVar(&s.maxWindow, "max-window", receiver.DefaultMaxWindow, "largest pipelining window granted: a framepush sender that asks (window= on its SIZE line)\nmay have up to `N` frames sent but not yet answered; 0 turns pipelining off (the token is ignored)")
 	fs.DurationVar(&s.shutdown, "shutdown-timeout", 20*time.Second, "on SIGTERM, how long frames in flight may take to finish")
 	fs.StringVar(&s.tlsCert, "tls-cert", "", "serve TLS with this PEM certificate `FILE` (needs --tls-key)")
 	fs.StringVar(&s.tlsKey, "tls-key", "", "PEM private key `FILE` for --tls-cert")
@@ -230,6 +232,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		MinRate:          s.minRate,
 		MinFreeBytes:     minFree,
 		Settle:           s.settle,
+		MaxWindow:        maxWindowOption(s.maxWindow),
 		TLS:              tlsCfg,
 		Logger:           log,
 	})
@@ -287,4 +290,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	st := srv.Stats()
 	log.Info("stopped", slog.Uint64("frames", st.Frames), slog.Uint64("bytes", st.Bytes), slog.Any("rejects", st.Rejects))
 	return code
+}
+
+// maxWindowOption maps --max-window (0: off) to receiver.Options.MaxWindow
+// (0: the default, negative: off).
+func maxWindowOption(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }

@@ -87,6 +87,7 @@ type Stats struct {
 	LastError   string        // the last failure, "" after a success
 	RetryDelay  time.Duration // backoff the next attempt waits before dialing
 	Window      int           // frames the open connection may have unanswered (0: stop-and-wait)
+	Pipelined   uint64        // connections on which the receiver granted a window
 }
 
 // Sender delivers frames to one of its Options.Addresses.

@@ -93,12 +93,18 @@ type windowState struct {
 	done     chan struct{} // closed when the reader returned
 	ignored  map[string]time.Time
 	bufs     [2][]byte
-	breaks   int // windows ended with frames unanswered
+	// askCloses counts, per address, connections in a row that closed
+	// before GOT SIZE when asked for a window.
+	askCloses map[string]int
+	breaks    int // windows ended with frames unanswered
 }
 
 // Windowed reports whether Submit pipelines (Options.Window.Frames > 1
 // and not seed mode).
 func (s *Sender) Windowed() bool { return s.o.Window.Frames > 1 && s.o.Mode != ModeSeed }
+
+// WindowFrames is the configured window in frames (0 or 1: off).
+func (s *Sender) WindowFrames() int { return s.o.Window.Frames }
 
 // InFlight is the number of submitted frames whose outcome is not reported
 // yet.
@@ -262,14 +268,33 @@ func (s *Sender) tokenRefused(err error) bool {
 		if rej.Reason != wire.ReasonBadSize && rej.Reason != wire.ReasonBadMeta && rej.Reason != wire.ReasonProtocol {
 			return false
 		}
-	case errors.As(err, &pe), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+	case errors.As(err, &pe):
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		// A receiver that hangs up on the token, or a network fault:
+		// only a repetition tells. The attempt is an ordinary failure;
+		// after askClosesLimit in a row the address is asked no more.
+		addr := s.o.Addresses[s.addrIdx]
+		if s.win.askCloses == nil {
+			s.win.askCloses = make(map[string]int)
+		}
+		s.win.askCloses[addr]++
+		if s.win.askCloses[addr] >= askClosesLimit {
+			delete(s.win.askCloses, addr)
+			s.windowIgnored(err)
+		}
+		return false
 	default:
 		return false
 	}
 	s.windowIgnored(err)
 	return true
 }
+
+// askClosesLimit is how many connections in a row may close before GOT
+// SIZE on a line that asked for a window before the address is taken for
+// a receiver that cannot stand the token.
+const askClosesLimit = 3
 
 // startWindow is called by the handshake of a SIZE line whose window was
 // granted: it writes the payload and starts the reader, which expects the
@@ -281,6 +306,7 @@ func (s *Sender) startWindow(f *capture.Frame, granted int) error {
 		return s.stepError(stepData, n, err)
 	}
 	w := &s.win
+	delete(w.askCloses, s.o.Addresses[s.addrIdx])
 	w.size = min(granted, s.o.Window.Frames)
 	w.progress = time.Now()
 	w.answers = make(chan answer, 2*w.size+2)
@@ -288,7 +314,7 @@ func (s *Sender) startWindow(f *capture.Frame, granted int) error {
 	w.done = make(chan struct{})
 	s.Ready()
 	s.log.Debug("pipelining", "addr", s.o.Addresses[s.addrIdx], "window", w.size, "window_bytes", s.o.Window.Bytes)
-	s.update(func(st *Stats) { st.Window = w.size })
+	s.update(func(st *Stats) { st.Window = w.size; st.Pipelined++ })
 	go s.readAnswers(s.conn, w.answers, w.ready, w.quit, w.done)
 	return errInWindow
 }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/rs/zerolog"
 
+	"framepush/capture"
 	"framepush/receiver"
 	"framepush/sender"
 	"framepush/wire"
@@ -140,12 +142,22 @@ func (r *faultRig) deliverAll(s *sender.Sender, sizes []int, within time.Duratio
 	defer cancel()
 	start := time.Now()
 	total := 0
+	frames := make([]capture.Frame, len(sizes))
 	for i, n := range sizes {
 		payloads[i] = payload(n, uint64(i+1))
+		frames[i] = frameOf(i+1, payloads[i])
 		total += n
-		if err := s.Deliver(ctx, frameOf(i+1, payloads[i])); err != nil {
+		if s.Windowed() {
+			continue
+		}
+		if err := s.Deliver(ctx, frames[i]); err != nil {
 			t.Fatalf("frame %d of %d (%d bytes) not delivered after %v: %v (stats %+v)",
 				i+1, len(sizes), n, time.Since(start).Round(time.Millisecond), err, s.Stats())
+		}
+	}
+	if s.Windowed() {
+		if err := submitAll(ctx, s, frames); err != nil {
+			t.Fatalf("through a window: %v after %v (stats %+v)", err, time.Since(start).Round(time.Millisecond), s.Stats())
 		}
 	}
 	st = s.Stats()
@@ -163,8 +175,13 @@ func (r *faultRig) deliverAll(s *sender.Sender, sizes []int, within time.Duratio
 	if st.Sent != uint64(len(sizes)) {
 		t.Errorf("sender counted %d delivered, want %d", st.Sent, len(sizes))
 	}
-	if uint64(dups) > st.Failures {
-		t.Errorf("%d duplicates but only %d failed attempts: a frame was stored twice without a lost ack", dups, st.Failures)
+	// A failure can duplicate the frames stored but not yet answered:
+	// one stop-and-wait, up to a window's worth with one.
+	if perFailure := uint64(max(1, s.WindowFrames())); uint64(dups) > st.Failures*perFailure {
+		t.Errorf("%d duplicates but only %d failed attempts (at most %d frames unanswered each): a frame was stored twice without a lost ack", dups, st.Failures, perFailure)
+	}
+	if s.Windowed() && st.Pipelined == 0 {
+		t.Errorf("the window was never granted")
 	}
 	return dups, st
 }
@@ -192,14 +209,16 @@ func (r *faultRig) checkOrder(m manifest) {
 
 func TestFaultLatency(t *testing.T) {
 	t.Parallel() // mostly waiting
-	r := newFaultRig(t, receiver.Options{})
-	r.toxic(`{"name":"lat_up","type":"latency","stream":"upstream","attributes":{"latency":3,"jitter":2}}`)
-	r.toxic(`{"name":"lat_down","type":"latency","stream":"downstream","attributes":{"latency":3,"jitter":2}}`)
-	s := r.sender(sender.Options{Mode: sender.ModePersistent, Terminator: wire.TermLF})
-	dups, st := r.deliverAll(s, mixedSizes(100, 1<<20, 3<<20), 45*time.Second)
-	if dups != 0 || st.Failures != 0 {
-		t.Errorf("latency alone caused %d duplicates and %d failures", dups, st.Failures)
-	}
+	windows(t, func(t *testing.T, w sender.Window) {
+		r := newFaultRig(t, receiver.Options{})
+		r.toxic(`{"name":"lat_up","type":"latency","stream":"upstream","attributes":{"latency":3,"jitter":2}}`)
+		r.toxic(`{"name":"lat_down","type":"latency","stream":"downstream","attributes":{"latency":3,"jitter":2}}`)
+		s := r.sender(sender.Options{Mode: sender.ModePersistent, Terminator: wire.TermLF, Window: w})
+		dups, st := r.deliverAll(s, mixedSizes(100, 1<<20, 3<<20), 45*time.Second)
+		if dups != 0 || st.Failures != 0 {
+			t.Errorf("latency alone caused %d duplicates and %d failures", dups, st.Failures)
+		}
+	})
 }
 
 func TestFaultBandwidth(t *testing.T) {
@@ -218,15 +237,28 @@ func TestFaultBandwidth(t *testing.T) {
 func TestFaultSlicer1Byte(t *testing.T) {
 	small := []int{1, 17, 100, 512, 1500, 3000, 7, 2048}
 	t.Run("persistent/lf", func(t *testing.T) {
+		windows(t, func(t *testing.T, w sender.Window) {
+			r := newFaultRig(t, receiver.Options{})
+			r.toxic(`{"name":"sl_up","type":"slicer","stream":"upstream","attributes":{"average_size":1,"size_variation":0,"delay":0}}`)
+			r.toxic(`{"name":"sl_down","type":"slicer","stream":"downstream","attributes":{"average_size":1,"size_variation":0,"delay":0}}`)
+			s := r.sender(sender.Options{Mode: sender.ModePersistent, Terminator: wire.TermLF, Window: w})
+			var sizes []int
+			for range 4 {
+				sizes = append(sizes, small...)
+			}
+			if dups, st := r.deliverAll(s, sizes, 45*time.Second); dups != 0 || st.Failures != 0 {
+				t.Errorf("slicing caused %d duplicates and %d failures", dups, st.Failures)
+			}
+		})
+	})
+	// The seed's default bytes (no terminator) with the window: the
+	// asking line is terminated, and so is every line inside the window.
+	t.Run("auto/none/window", func(t *testing.T) {
 		r := newFaultRig(t, receiver.Options{})
 		r.toxic(`{"name":"sl_up","type":"slicer","stream":"upstream","attributes":{"average_size":1,"size_variation":0,"delay":0}}`)
 		r.toxic(`{"name":"sl_down","type":"slicer","stream":"downstream","attributes":{"average_size":1,"size_variation":0,"delay":0}}`)
-		s := r.sender(sender.Options{Mode: sender.ModePersistent, Terminator: wire.TermLF})
-		var sizes []int
-		for range 4 {
-			sizes = append(sizes, small...)
-		}
-		if dups, st := r.deliverAll(s, sizes, 45*time.Second); dups != 0 || st.Failures != 0 {
+		s := r.sender(sender.Options{Mode: sender.ModeAuto, Terminator: wire.TermNone, Window: testWindow})
+		if dups, st := r.deliverAll(s, append(small, small...), 45*time.Second); dups != 0 || st.Failures != 0 {
 			t.Errorf("slicing caused %d duplicates and %d failures", dups, st.Failures)
 		}
 	})
@@ -249,13 +281,15 @@ func TestFaultSlicer1Byte(t *testing.T) {
 // couple of frames. The cut frame is not acknowledged, so it is resent on a
 // new connection; no partial file survives.
 func TestFaultCutMidFrame(t *testing.T) {
-	r := newFaultRig(t, receiver.Options{})
-	r.toxic(`{"name":"cut_up","type":"limit_data","stream":"upstream","attributes":{"bytes":1048576}}`)
-	s := r.sender(sender.Options{Mode: sender.ModePersistent, Terminator: wire.TermLF})
-	_, st := r.deliverAll(s, mixedSizes(100, 700<<10, 0), 45*time.Second)
-	if st.Failures == 0 {
-		t.Errorf("no failed attempt: the toxic did not cut any connection")
-	}
+	windows(t, func(t *testing.T, w sender.Window) {
+		r := newFaultRig(t, receiver.Options{})
+		r.toxic(`{"name":"cut_up","type":"limit_data","stream":"upstream","attributes":{"bytes":1048576}}`)
+		s := r.sender(sender.Options{Mode: sender.ModePersistent, Terminator: wire.TermLF, Window: w})
+		_, st := r.deliverAll(s, mixedSizes(100, 700<<10, 0), 45*time.Second)
+		if st.Failures == 0 {
+			t.Errorf("no failed attempt: the toxic did not cut any connection")
+		}
+	})
 }
 
 // Each connection carries 29 bytes of answers: GOT SIZE, GOT IMAGE,
@@ -263,13 +297,21 @@ func TestFaultCutMidFrame(t *testing.T) {
 // but its ack is lost, so it is sent again: at-least-once, and the only
 // way a duplicate may appear.
 func TestFaultLostAck(t *testing.T) {
-	r := newFaultRig(t, receiver.Options{})
-	r.toxic(`{"name":"cut_down","type":"limit_data","stream":"downstream","attributes":{"bytes":29}}`)
-	s := r.sender(sender.Options{Mode: sender.ModePersistent, Terminator: wire.TermLF})
-	dups, st := r.deliverAll(s, mixedSizes(40, 150<<10, 0), 45*time.Second)
-	if dups == 0 {
-		t.Errorf("no duplicate although acks were cut (failures %d)", st.Failures)
-	}
+	windows(t, func(t *testing.T, w sender.Window) {
+		r := newFaultRig(t, receiver.Options{})
+		// With the window, the first connection's answers start with
+		// "WINDOW 8\n" (9 bytes more).
+		cut := 29
+		if w.Frames > 1 {
+			cut += 9
+		}
+		r.toxic(fmt.Sprintf(`{"name":"cut_down","type":"limit_data","stream":"downstream","attributes":{"bytes":%d}}`, cut))
+		s := r.sender(sender.Options{Mode: sender.ModePersistent, Terminator: wire.TermLF, Window: w})
+		dups, st := r.deliverAll(s, mixedSizes(40, 150<<10, 0), 45*time.Second)
+		if dups == 0 {
+			t.Errorf("no duplicate although acks were cut (failures %d)", st.Failures)
+		}
+	})
 }
 
 // Half of the connections are reset (RST) 2 ms after their first bytes,
@@ -282,6 +324,43 @@ func TestFaultResetPeer(t *testing.T) {
 	if st.Failures == 0 {
 		t.Errorf("no failed attempt: no connection was reset")
 	}
+}
+
+// Resets with a window, on a persistent connection: once 20 frames are
+// stored, the proxy resets the connection at its next bytes (mid-window),
+// and every new one, until the sender has failed twice; the unanswered
+// frames are all resent.
+func TestFaultResetPeerWindow(t *testing.T) {
+	r := newFaultRig(t, receiver.Options{})
+	s := r.sender(sender.Options{Mode: sender.ModePersistent, Terminator: wire.TermLF, Window: testWindow})
+	done := r.faultDuring(s, `{"name":"rst_up","type":"reset_peer","stream":"upstream","attributes":{"timeout":0}}`, "rst_up", 20, 2)
+	_, st := r.deliverAll(s, mixedSizes(100, 1<<20, 3<<20), 45*time.Second)
+	<-done
+	if st.Failures == 0 {
+		t.Errorf("no failed attempt: no connection was reset")
+	}
+}
+
+// faultDuring adds the toxic js once stored frames reach after, and removes
+// it (name) once the sender counted failures failures. The returned
+// channel is closed when it is removed.
+func (r *faultRig) faultDuring(s *sender.Sender, js, name string, after int64, failures uint64) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		deadline := time.Now().Add(30 * time.Second)
+		for r.stored.Load() < after && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		r.toxic(js)
+		for s.Stats().Failures < failures && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if err := r.proxy.Toxics.RemoveToxic(context.Background(), name); err != nil {
+			r.t.Errorf("removing toxic %s: %v", name, err)
+		}
+	}()
+	return done
 }
 
 // A third of the connections stall: nothing comes back, ever, and the
@@ -297,11 +376,31 @@ func TestFaultStall(t *testing.T) {
 	}
 }
 
+// Stalls with a window: the proxy stops passing answers mid-stream (after
+// 10 frames, until the sender gave up on one connection); only the answer
+// deadline of the oldest frame in flight ends the stalled connection, and
+// its window goes again.
+func TestFaultStallWindow(t *testing.T) {
+	t.Parallel() // mostly waiting
+	r := newFaultRig(t, receiver.Options{})
+	s := r.sender(sender.Options{Mode: sender.ModeAuto, Terminator: wire.TermLF, AnswerTimeout: 250 * time.Millisecond, Window: testWindow})
+	stalled := r.faultDuring(s, `{"name":"stall_down","type":"timeout","stream":"downstream","attributes":{"timeout":0}}`, "stall_down", 10, 1)
+	_, st := r.deliverAll(s, mixedSizes(60, 150<<10, 0), 45*time.Second)
+	<-stalled
+	if st.Failures == 0 {
+		t.Errorf("no failed attempt: no connection stalled")
+	}
+}
+
 // The receiver is stopped mid-stream, cutting off the frame in flight, and
 // started again on the same address 300 ms later.
 func TestFaultReceiverRestart(t *testing.T) {
+	windows(t, testReceiverRestart)
+}
+
+func testReceiverRestart(t *testing.T, w sender.Window) {
 	r := newFaultRig(t, receiver.Options{})
-	s := r.sender(sender.Options{Mode: sender.ModeAuto, Terminator: wire.TermLF})
+	s := r.sender(sender.Options{Mode: sender.ModeAuto, Terminator: wire.TermLF, Window: w})
 	sizes := mixedSizes(150, 1<<20, 3<<20)
 	restarted := make(chan struct{})
 	go func() {

@@ -29,7 +29,6 @@ type conn struct {
 	s      *Server
 	nc     net.Conn // the accepted connection; closing it stops everything
 	rw     net.Conn // nc, or the TLS connection over it
-	pc     *peekConn
 	dec    *wire.Decoder
 	peer   string
 	ip     netip.Addr // the peer's IP, for its share of connections
@@ -119,8 +118,7 @@ func (c *conn) serve() {
 			c.log = c.log.With("client_cert", certs[0].Subject.String())
 		}
 	}
-	c.pc = &peekConn{Conn: c.rw}
-	c.dec = wire.NewDecoder(c.pc, s.opt.Settle)
+	c.dec = wire.NewDecoder(c.rw, s.opt.Settle)
 	c.log.Debug("connection opened")
 
 	f := c.loop(start)
@@ -182,10 +180,10 @@ func (c *conn) loop(start time.Time) *failure {
 		}
 		// Between frames the client may think for IdleTimeout; once it
 		// starts a request it has HandshakeTimeout to finish it.
-		if c.dec.Buffered() == 0 {
-			if err := c.pc.waitByte(time.Now().Add(o.IdleTimeout)); err != nil {
-				return c.idleEnd(err, frames+1)
-			}
+		// Await reads the next request's first bytes into the decoder's
+		// buffer (not one byte on its own: one read per request, not two).
+		if err := c.dec.Await(time.Now().Add(o.IdleTimeout)); err != nil {
+			return c.idleEnd(err, frames+1)
 		}
 		deadline = time.Now().Add(o.HandshakeTimeout)
 	}
@@ -523,38 +521,6 @@ func (c *conn) answer(b []byte) error {
 	_ = c.rw.SetWriteDeadline(time.Now().Add(c.s.opt.HandshakeTimeout))
 	_, err := c.rw.Write(b)
 	return err
-}
-
-// peekConn lets the server wait for the first byte of the next request
-// with the idle timeout, then hand that byte to the Decoder, which reads
-// the rest under the handshake timeout.
-type peekConn struct {
-	net.Conn
-	one  [1]byte
-	held bool
-}
-
-func (p *peekConn) waitByte(deadline time.Time) error {
-	_ = p.Conn.SetReadDeadline(deadline)
-	for {
-		n, err := p.Conn.Read(p.one[:])
-		if n == 1 {
-			p.held = true
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
-
-func (p *peekConn) Read(b []byte) (int, error) {
-	if p.held && len(b) > 0 {
-		b[0] = p.one[0]
-		p.held = false
-		return 1, nil
-	}
-	return p.Conn.Read(b)
 }
 
 func isTimeout(err error) bool {

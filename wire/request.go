@@ -274,6 +274,27 @@ func (d *Decoder) ReadRequest(deadline time.Time) (Request, error) {
 	}
 }
 
+// Await waits until at least one byte of the next message is buffered,
+// reading with the given deadline (the idle time allowed between frames),
+// and returns the read's error if none came. Bytes already buffered return
+// at once. It reads into the Decoder's buffer, so the request that follows
+// costs no extra read.
+func (d *Decoder) Await(deadline time.Time) error {
+	if d.r < d.w {
+		return nil
+	}
+	_ = d.c.SetReadDeadline(deadline)
+	for {
+		err := d.fill()
+		if d.r < d.w {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
 // fill reads more bytes into the buffer, compacting it first.
 func (d *Decoder) fill() error {
 	if d.r > 0 {

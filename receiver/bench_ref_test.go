@@ -77,9 +77,9 @@ type benchClient struct {
 
 	batchStart time.Time
 	cpuStart   time.Duration
-	wall    time.Duration
-	cpu     time.Duration
-	batch   int
+	wall       time.Duration
+	cpu        time.Duration
+	batch      int
 }
 
 func newBenchClient(b *testing.B, size int, addr, dir string) *benchClient {

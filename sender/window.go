@@ -93,10 +93,7 @@ type windowState struct {
 	done     chan struct{} // closed when the reader returned
 	ignored  map[string]time.Time
 	bufs     [2][]byte
-	// askCloses counts, per address, connections in a row that closed
-	// before GOT SIZE when asked for a window.
-	askCloses map[string]int
-	breaks    int // windows ended with frames unanswered
+	breaks   int // windows ended with frames unanswered
 }
 
 // Windowed reports whether Submit pipelines (Options.Window.Frames > 1
@@ -268,33 +265,19 @@ func (s *Sender) tokenRefused(err error) bool {
 		if rej.Reason != wire.ReasonBadSize && rej.Reason != wire.ReasonBadMeta && rej.Reason != wire.ReasonProtocol {
 			return false
 		}
-	case errors.As(err, &pe):
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
+	case errors.As(err, &pe), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
 		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
-		// A receiver that hangs up on the token, or a network fault:
-		// only a repetition tells. The attempt is an ordinary failure;
-		// after askClosesLimit in a row the address is asked no more.
-		addr := s.o.Addresses[s.addrIdx]
-		if s.win.askCloses == nil {
-			s.win.askCloses = make(map[string]int)
-		}
-		s.win.askCloses[addr]++
-		if s.win.askCloses[addr] >= askClosesLimit {
-			delete(s.win.askCloses, addr)
-			s.windowIgnored(err)
-		}
-		return false
+		// A receiver that hangs up on the token, or a network fault at
+		// that moment: nothing was accepted either way, and a strict
+		// receiver must not pay failures for a token it never asked
+		// for, so the frame goes again at once without it (a fault
+		// costs the window for windowRecheck).
 	default:
 		return false
 	}
 	s.windowIgnored(err)
 	return true
 }
-
-// askClosesLimit is how many connections in a row may close before GOT
-// SIZE on a line that asked for a window before the address is taken for
-// a receiver that cannot stand the token.
-const askClosesLimit = 3
 
 // startWindow is called by the handshake of a SIZE line whose window was
 // granted: it writes the payload and starts the reader, which expects the
@@ -306,7 +289,6 @@ func (s *Sender) startWindow(f *capture.Frame, granted int) error {
 		return s.stepError(stepData, n, err)
 	}
 	w := &s.win
-	delete(w.askCloses, s.o.Addresses[s.addrIdx])
 	w.size = min(granted, s.o.Window.Frames)
 	w.progress = time.Now()
 	w.answers = make(chan answer, 2*w.size+2)

@@ -238,35 +238,56 @@ func TestWindowIgnoredIsStopAndWait(t *testing.T) {
 	}
 }
 
-// A receiver that chokes on the token (refuses the line as a bad size)
-// gets the frame again at once, without it, and the frame is delivered.
+// A receiver that chokes on the token (refuses the line as a bad size,
+// or hangs up) gets the frame again at once, without it: delivered, no
+// failure, nothing dropped, and the next connection does not ask.
 func TestWindowTokenRefusedRetriedWithout(t *testing.T) {
-	f := startFake(t, func(c net.Conn, _ int) {
-		dec := wire.NewDecoder(c, 50*time.Millisecond)
-		for {
-			req, err := dec.ReadRequest(time.Now().Add(long))
-			if err != nil || req.Kind != wire.KindSize {
-				return
+	for _, hangUp := range []bool{false, true} {
+		t.Run(fmt.Sprintf("hang-up=%v", hangUp), func(t *testing.T) {
+			var mu sync.Mutex
+			asked := 0
+			f := startFake(t, func(c net.Conn, _ int) {
+				dec := wire.NewDecoder(c, 50*time.Millisecond)
+				for {
+					req, err := dec.ReadRequest(time.Now().Add(long))
+					if err != nil || req.Kind != wire.KindSize {
+						return
+					}
+					if req.Meta.Window > 0 {
+						mu.Lock()
+						asked++
+						mu.Unlock()
+						if !hangUp {
+							_, _ = c.Write(wire.AppendError(nil, wire.ReasonBadSize, "SIZE is not a number"))
+						}
+						return
+					}
+					_, _ = io.WriteString(c, wire.GotSize)
+					_ = c.SetReadDeadline(time.Now().Add(long))
+					if _, err := io.CopyN(io.Discard, dec, req.Size); err != nil {
+						return
+					}
+					_, _ = io.WriteString(c, wire.GotImage)
+				}
+			})
+			s := newSender(t, Options{Addresses: []string{f.addr}, Window: Window{Frames: 8}})
+			out := submitAll(t, s, []capture.Frame{testFrame(1, 100)})
+			if out[0].Err != nil {
+				t.Fatalf("frame refused for its window token was not retried without it: %v", out[0].Err)
 			}
-			if req.Meta.Window > 0 {
-				_, _ = c.Write(wire.AppendError(nil, wire.ReasonBadSize, "SIZE is not a number"))
-				return
+			s.Close(context.Background())
+			if out := submitAll(t, s, []capture.Frame{testFrame(2, 100)}); out[0].Err != nil {
+				t.Fatal(out[0].Err)
 			}
-			_, _ = io.WriteString(c, wire.GotSize)
-			_ = c.SetReadDeadline(time.Now().Add(long))
-			if _, err := io.CopyN(io.Discard, dec, req.Size); err != nil {
-				return
+			if st := s.Stats(); st.Rejected != 0 || st.Sent != 2 || st.Failures != 0 {
+				t.Errorf("stats %+v: want 2 sent, nothing rejected or failed", st)
 			}
-			_, _ = io.WriteString(c, wire.GotImage)
-		}
-	})
-	s := newSender(t, Options{Addresses: []string{f.addr}, Window: Window{Frames: 8}})
-	out := submitAll(t, s, []capture.Frame{testFrame(1, 100)})
-	if out[0].Err != nil {
-		t.Fatalf("frame refused for its window token was not retried without it: %v", out[0].Err)
-	}
-	if st := s.Stats(); st.Rejected != 0 || st.Sent != 1 {
-		t.Errorf("stats %+v", st)
+			mu.Lock()
+			defer mu.Unlock()
+			if asked != 1 {
+				t.Errorf("asked for a window %d times, want once", asked)
+			}
+		})
 	}
 }
 

@@ -2,7 +2,9 @@
 # framepush benchmarks (make bench). In one run:
 #   1. go test -bench over every package that has benchmarks, with -benchmem;
 #   2. framepush (sender + receiver) against a raw TCP copy loop on loopback,
-#      as ratios per frame size (from internal/e2e's benchmarks);
+#      as ratios per frame size (from internal/e2e's benchmarks); the
+#      pipelining window on a slow link against stop-and-wait and the link's
+#      limit; framerecv and the sender against minimal references;
 #   3. the seed's Python pair (testdata/seed) against framepush on the same
 #      frame files: frames/s, and frames stored intact for frames larger
 #      than the 126,976 bytes the seed server keeps;
@@ -62,6 +64,40 @@ if [ "${BENCH_SKIP_GO:-0}" != 1 ]; then
   go test -run '^$' -bench . -benchmem -benchtime "$benchtime" "${pkgs[@]}" | tee "$work/go-bench.txt"
   step "framepush vs raw TCP on loopback (internal/e2e; persistent, SIZE terminated by LF)"
   { echo; echo "framepush sender+receiver vs raw TCP (write n bytes, read a 1-byte ack), frames/s:"; "$bc" ratios "$work/go-bench.txt"; } | tee -a "$summary"
+fi
+
+# --- 2b: the window on a slow link, framerecv and the sender against minimal references
+# BenchmarkWindowLink (toxiproxy: latency each way + 20 Mbit/s, 50 KB frames),
+# BenchmarkVsReference (framerecv vs a minimal server doing the same file
+# work) and BenchmarkSenderVsMinimal (the sender vs a minimal stop-and-wait
+# loop) ran in step 1 on the test's temporary folder (the disk); the last
+# two run again on a tmpfs (FRAMEPUSH_BENCH_DIR, /dev/shm by default) where
+# the file work costs least and per-frame overhead shows most.
+ratios_of() { # FILE: the ratio metrics of the three benchmarks, one line each
+  awk '/^Benchmark(WindowLink|VsReference|SenderVsMinimal)/ {
+    name=$1; sub(/-[0-9]+$/, "", name); line=sprintf("  %-58s", name)
+    for (i = 2; i < NF; i++) if ($(i+1) ~ /frames\/s|^x-|x-|cpu-/) line=line sprintf(" %s %s", $(i+1), $i)
+    print line }' "$1"
+}
+if [ "${BENCH_SKIP_GO:-0}" != 1 ]; then
+  shm=${FRAMEPUSH_BENCH_DIR:-/dev/shm}
+  if [ -d "$shm" ] && [ -w "$shm" ]; then
+    step "framerecv and the sender vs minimal references on $shm (tmpfs), -benchtime $benchtime"
+    FRAMEPUSH_BENCH_DIR=$shm go test -run '^$' -bench 'VsReference/fsync=false|SenderVsMinimal' -benchmem -benchtime "$benchtime" ./receiver ./internal/e2e | tee "$work/go-bench-shm.txt"
+  fi
+  {
+    echo
+    echo "pipelining window on a slow link (50 KB frames, 20 Mbit/s; x-link target >= 0.9, x-stop-and-wait >= 5):"
+    ratios_of "$work/go-bench.txt" | grep WindowLink || true
+    echo "framerecv vs a minimal server with the same file work (x-reference target >= 0.8; cpu per frame: whole process, client included), on the disk:"
+    ratios_of "$work/go-bench.txt" | grep VsReference || true
+    echo "the sender vs a minimal stop-and-wait client loop, same framerecv (x-minimal), on the disk:"
+    ratios_of "$work/go-bench.txt" | grep SenderVsMinimal || true
+    if [ -s "$work/go-bench-shm.txt" ]; then
+      echo "the same two on $shm (tmpfs):"
+      ratios_of "$work/go-bench-shm.txt"
+    fi
+  } | tee -a "$summary"
 fi
 
 # --- 3: the seed pair against framepush ---------------------------------------

@@ -160,4 +160,3 @@ func benchDir(b *testing.B) string {
 	b.Cleanup(func() { os.RemoveAll(d) })
 	return d
 }
-

@@ -151,6 +151,7 @@ func SenderOptions(c config.Server, name string, log *slog.Logger) (sender.Optio
 		AnswerTimeout:  c.AnswerTimeout,
 		MinThroughput:  int64(c.MinThroughput),
 		Window:         sender.Window{Frames: c.Window.Frames, Bytes: int64(c.Window.Bytes)},
+		Connections:    c.Connections,
 		Backoff:        backoff.Policy{Initial: c.Backoff.Initial, Max: c.Backoff.Max, Multiplier: c.Backoff.Multiplier},
 		Logger:         log,
 	}

@@ -91,7 +91,8 @@ type Server struct {
 	MinThroughput  ByteSize      `yaml:"min_throughput"`  // bytes/s below which a data write times out
 	Backoff        Backoff       `yaml:"backoff"`
 	TLS            TLS           `yaml:"tls"`
-	Window         Window        `yaml:"window"` // pipelining with receivers that grant it
+	Window         Window        `yaml:"window"`      // pipelining with receivers that grant it
+	Connections    int           `yaml:"connections"` // > 1: parallel connections to receivers without the window (order not guaranteed)
 }
 
 // Window is the pipelining window (docs/PROTOCOL.md, "Pipelining"): how
@@ -179,6 +180,7 @@ func Default() Config {
 			MinThroughput:  64 * KiB,
 			Backoff:        Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Multiplier: 2},
 			Window:         Window{Frames: 64, Bytes: 8 * MiB},
+			Connections:    1,
 		},
 		Queue: Queue{
 			MemoryFrames: 16, MemoryBytes: 8 * MiB,

@@ -124,6 +124,7 @@ func (l *Loaded) Validate() error {
 	}
 	v.floatRange("server.backoff.multiplier", sv.Backoff.Multiplier, 1, 10)
 	v.intRange("server.window.frames", sv.Window.Frames, 0, 1024)
+	v.intRange("server.connections", sv.Connections, 0, 64)
 	if sv.Window.Frames > 1 && sv.Window.Bytes < 64*KiB {
 		v.bad("server.window.bytes", sv.Window.Bytes.String(), "at least 64KiB while server.window.frames is above 1")
 	}

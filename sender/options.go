@@ -77,6 +77,13 @@ type Options struct {
 	// does); stop-and-wait with every other. The zero value is off.
 	Window Window
 
+	// Connections > 1 lets Submit keep up to that many connections, one
+	// frame in flight on each, with a receiver that does not grant the
+	// window (or with the window off): round trips overlap, but frames on
+	// different connections overtake each other, so the order at the
+	// receiver is not guaranteed. 0 or 1: one connection (the default).
+	Connections int
+
 	// ConnectTimeout bounds a TCP connect plus TLS handshake, per address
 	// (default 5 s).
 	ConnectTimeout time.Duration
@@ -140,6 +147,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Window.Frames < 0 || o.Window.Frames > wire.MaxWindow || o.Window.Bytes < 0 {
 		errs = append(errs, fmt.Errorf("window of %d frames and %d bytes: want 0 to %d frames (0 or 1: off) and a positive byte count", o.Window.Frames, o.Window.Bytes, wire.MaxWindow))
+	}
+	if o.Connections < 0 || o.Connections > 64 {
+		errs = append(errs, fmt.Errorf("connections %d: want 0 to 64 (0 or 1: one connection)", o.Connections))
 	}
 	if o.MinThroughput < 0 {
 		errs = append(errs, fmt.Errorf("min throughput %d B/s is negative", o.MinThroughput))

@@ -118,11 +118,13 @@ type Sender struct {
 	askWindow  int           // > 0: this SIZE line asks for a window of that many frames
 	submitting bool          // Send runs for Submit, which may take a window
 	win        windowState   // the pipelining window (window.go)
+	ln         *lanes        // parallel connections (lanes.go)
 	idBuf      [20]byte
 	meta       wire.Meta
 
-	mu sync.Mutex
-	st Stats
+	mu       sync.Mutex
+	st       Stats
+	laneView []*Sender // s.ln's lanes, for Stats
 }
 
 // New checks o and returns a Sender. It does no I/O: the first Send
@@ -156,8 +158,10 @@ const autoRecheck = 10 * time.Minute
 // concurrently with Send.
 func (s *Sender) Stats() Stats {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.st
+	st, lanes := s.st, s.laneView
+	s.mu.Unlock()
+	addLanes(&st, lanes) // parallel connections (lanes.go)
+	return st
 }
 
 // modeFor is the effective mode for addr.
@@ -280,6 +284,11 @@ func (s *Sender) Deliver(ctx context.Context, f capture.Frame) error {
 // is bounded by ctx and AnswerTimeout. Close is idempotent, and a later
 // Send connects again.
 func (s *Sender) Close(ctx context.Context) error {
+	if s.ln != nil && s.ln.busy == 0 {
+		if err := s.closeLanes(ctx); err != nil {
+			return err
+		}
+	}
 	if s.conn == nil {
 		return nil
 	}

@@ -96,16 +96,25 @@ type windowState struct {
 	breaks   int // windows ended with frames unanswered
 }
 
-// Windowed reports whether Submit pipelines (Options.Window.Frames > 1
-// and not seed mode).
-func (s *Sender) Windowed() bool { return s.o.Window.Frames > 1 && s.o.Mode != ModeSeed }
+// Windowed reports whether Submit may have several frames in flight: a
+// window (Options.Window.Frames > 1, not seed mode) or parallel
+// connections (Options.Connections > 1).
+func (s *Sender) Windowed() bool { return s.pipelines() || s.o.Connections > 1 }
+
+// pipelines reports whether Submit asks receivers for a window.
+func (s *Sender) pipelines() bool { return s.o.Window.Frames > 1 && s.o.Mode != ModeSeed }
 
 // WindowFrames is the configured window in frames (0 or 1: off).
 func (s *Sender) WindowFrames() int { return s.o.Window.Frames }
 
 // InFlight is the number of submitted frames whose outcome is not reported
 // yet.
-func (s *Sender) InFlight() int { return len(s.win.flight) }
+func (s *Sender) InFlight() int {
+	if s.ln != nil {
+		return len(s.win.flight) + s.ln.busy
+	}
+	return len(s.win.flight)
+}
 
 // Ready is signalled when an answer arrived for a frame in flight: call
 // Poll. It may fire spuriously.
@@ -120,6 +129,10 @@ func (s *Sender) Ready() <-chan struct{} {
 // frame in flight; zero when none is.
 func (s *Sender) Due() time.Time {
 	if len(s.win.flight) == 0 {
+		if s.ln != nil && s.ln.busy > 0 {
+			// Each lane times out its own frame; Ready wakes the caller.
+			return time.Now().Add(s.o.AnswerTimeout)
+		}
 		return time.Time{}
 	}
 	base := s.win.flight[0].written
@@ -138,6 +151,15 @@ func (s *Sender) Due() time.Time {
 // by one goroutine at a time; call Flush before Close.
 func (s *Sender) Submit(ctx context.Context, f capture.Frame, tag any, done func(Outcome)) {
 	start := time.Now()
+	if s.useLanes() {
+		s.pollLanes(ctx, false, done)
+		if len(f.Data) == 0 {
+			done(Outcome{Tag: tag, Err: s.Send(ctx, f), Took: time.Since(start)})
+			return
+		}
+		s.submitLane(ctx, f, tag, start, done)
+		return
+	}
 	breaks := s.win.breaks
 	s.Poll(done)
 	if s.win.size > 0 {
@@ -174,6 +196,7 @@ func (s *Sender) Submit(ctx context.Context, f capture.Frame, tag any, done func
 // Poll reports the outcomes whose answers have arrived, and fails the
 // window if its oldest frame is overdue. It does not block.
 func (s *Sender) Poll(done func(Outcome)) {
+	s.pollLanes(context.Background(), false, done)
 	for s.win.size > 0 {
 		select {
 		case a := <-s.win.answers:
@@ -191,6 +214,7 @@ func (s *Sender) Poll(done func(Outcome)) {
 // Flush waits until every frame in flight has its outcome, or ctx ends
 // (then the rest are reported unanswered and the connection closed).
 func (s *Sender) Flush(ctx context.Context, done func(Outcome)) {
+	s.pollLanes(ctx, true, done)
 	s.Poll(done)
 	for len(s.win.flight) > 0 {
 		s.await(ctx, done)

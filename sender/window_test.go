@@ -430,3 +430,74 @@ func TestWindowFailover(t *testing.T) {
 		t.Errorf("nothing failed over to the second receiver")
 	}
 }
+
+// With a receiver that does not pipeline, Connections spreads frames over
+// parallel connections: the scripted receiver answers GOT IMAGE only once
+// three frames are in flight at once (which stop-and-wait on one
+// connection never reaches), and every frame is delivered exactly once.
+func TestConnectionsParallel(t *testing.T) {
+	var mu sync.Mutex
+	cond := sync.NewCond(&mu)
+	inFlight, peak := 0, 0
+	got := map[string]int{}
+	f := startFake(t, func(c net.Conn, _ int) {
+		dec := wire.NewDecoder(c, 50*time.Millisecond)
+		for {
+			req, b, err := readFrame(c, dec)
+			if err != nil || req.Kind != wire.KindSize {
+				return
+			}
+			mu.Lock()
+			got[string(b)]++
+			inFlight++
+			peak = max(peak, inFlight)
+			cond.Broadcast()
+			deadline := time.Now().Add(5 * time.Second)
+			for peak < 3 && time.Now().Before(deadline) {
+				mu.Unlock()
+				time.Sleep(time.Millisecond)
+				mu.Lock()
+			}
+			inFlight--
+			mu.Unlock()
+			if _, err := io.WriteString(c, wire.GotImage); err != nil {
+				return
+			}
+		}
+	})
+	s := newSender(t, Options{Addresses: []string{f.addr}, Window: Window{Frames: 8}, Connections: 3, Terminator: wire.TermLF})
+	ctx, cancel := context.WithTimeout(context.Background(), long)
+	defer cancel()
+	var frames []capture.Frame
+	for i := range 12 {
+		frames = append(frames, testFrame(uint64(i+1), 4000+i))
+	}
+	delivered := 0
+	done := func(o Outcome) {
+		if o.Err != nil {
+			t.Errorf("frame %v: %v", o.Tag, o.Err)
+			return
+		}
+		delivered++
+	}
+	for i := range frames {
+		s.Submit(ctx, frames[i], i, done)
+	}
+	s.Flush(ctx, done)
+	if delivered != len(frames) {
+		t.Fatalf("%d of %d delivered", delivered, len(frames))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if peak < 3 {
+		t.Errorf("at most %d frames in flight at once, want 3", peak)
+	}
+	for i, fr := range frames {
+		if got[string(fr.Data)] != 1 {
+			t.Errorf("frame %d stored %d times", i+1, got[string(fr.Data)])
+		}
+	}
+	if st := s.Stats(); st.Sent != uint64(len(frames)) || st.Failures != 0 {
+		t.Errorf("stats %+v", st)
+	}
+}

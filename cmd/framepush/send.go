@@ -78,6 +78,7 @@ type sendFlags struct {
 	verbose       bool
 	window        int
 	windowBytes   string
+	connections   int
 }
 
 // addrList is a repeatable --server flag.
@@ -109,6 +110,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	flags.BoolVar(&f.tlsInsecure, "tls-insecure", false, "do not verify the server's certificate (testing only)")
 	flags.IntVar(&f.window, "window", sender.DefaultWindowFrames, "pipelining: up to `N` files sent before their answers come back, with a receiver that grants it\n(framerecv does; others get stop-and-wait); 0 or 1: always stop-and-wait")
 	flags.StringVar(&f.windowBytes, "window-bytes", "8MiB", "with --window: at most `BYTES` of files sent but not yet answered")
+	flags.IntVar(&f.connections, "connections", 1, "with a receiver that does not pipeline: up to `N` connections, one file in flight on each\n(the order in which the receiver stores the files is then not guaranteed)")
 	flags.BoolVar(&f.verbose, "verbose", false, "log connections and retries to stderr")
 	flags.Usage = func() {} // errors get a hint below; --help the whole text on stdout
 	if err := flags.Parse(args); err != nil {
@@ -200,7 +202,11 @@ func (f *sendFlags) options(set map[string]bool, files []string) (sender.Options
 	if err != nil || winBytes <= 0 {
 		return o, fmt.Errorf("--window-bytes %q: want a positive byte count such as 8MiB", f.windowBytes)
 	}
+	if f.connections < 0 || f.connections > 64 {
+		return o, fmt.Errorf("--connections %d: want 1 to 64", f.connections)
+	}
 	o = sender.Options{
+		Connections:    f.connections,
 		Window:         sender.Window{Frames: f.window, Bytes: int64(winBytes)},
 		Addresses:      f.servers,
 		Mode:           mode,

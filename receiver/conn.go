@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -268,111 +266,46 @@ func (c *conn) receive(req wire.Request) *failure {
 		return &failure{reason: wire.ReasonTooLarge, answer: true, detail: "max=" + strconv.FormatInt(o.MaxFrameSize, 10),
 			msg: fmt.Sprintf("frame of %d bytes is over the limit of %d bytes", n, o.MaxFrameSize)}
 	}
-	reserved := s.reserved.Add(n)
-	defer s.reserved.Add(-n)
-	if o.MinFreeBytes > 0 {
-		if free, err := freeBytes(o.Dir); err == nil && free-reserved < o.MinFreeBytes {
-			return &failure{reason: wire.ReasonDiskFull, answer: true,
-				detail: fmt.Sprintf("free=%d floor=%d", free, o.MinFreeBytes),
-				msg:    fmt.Sprintf("refusing a %d-byte frame: %d bytes free in %s with %d bytes in flight, floor is %d", n, free, o.Dir, reserved, o.MinFreeBytes)}
-		}
-	}
 	client := req.Meta.Name
 	if client == "" {
 		client = c.folder
 	}
-	dir, f, err := c.createTemp(client, began)
+	up, err := s.store.Begin(Frame{Size: n, Peer: c.peer, Client: client, Meta: req.Meta, Began: began})
 	if err != nil {
-		return storeFailure("cannot create the frame's temporary file", err)
+		return storeError("cannot create the frame's temporary file", err)
 	}
-	tmp := f.Name()
-	committed := false
-	defer func() {
-		if !committed {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
+	defer up.Close()
 
 	if err := c.answer(answerGotSize); err != nil {
 		return &failure{reason: ReasonDisconnect, msg: "cannot send GOT SIZE", err: err}
 	}
-	ext, f2 := c.copyPayload(f, req, n)
+	ext, f2 := c.copyPayload(up, req, n)
 	if f2 != nil {
 		return f2
 	}
-	if !o.NoFsync {
-		if err := f.Sync(); err != nil {
-			return storeFailure("cannot fsync the frame", err)
-		}
+	done, err := up.Commit(ext)
+	if err != nil {
+		return storeError("cannot store the frame", err)
 	}
-	if err := f.Close(); err != nil {
-		return storeFailure("cannot close the frame file", err)
-	}
-	stamp, seq := s.names.next(time.Now())
-	finalDir := dir
-	if dateDir(stamp) != dateDir(began) {
-		// Midnight passed while the frame streamed.
-		if finalDir, err = s.dirs.ensure(client + "/" + dateDir(stamp)); err != nil {
-			return storeFailure("cannot create the frame's folder", err)
-		}
-	}
-	final := filepath.Join(finalDir, fileName(stamp, seq, ext))
-	if err := os.Rename(tmp, final); err != nil {
-		return storeFailure("cannot rename the frame to its final name", err)
-	}
-	committed = true
-	if !o.NoFsync {
-		if err := syncDir(finalDir); err != nil {
-			// The rename may not survive a crash, so the frame is not
-			// durable: take it back and let the client resend it.
-			os.Remove(final)
-			return storeFailure("cannot fsync the frame's folder", err)
-		}
-	}
+	final := done.Path
 	took := time.Since(began)
 	s.m.frames.Inc()
 	s.m.bytes.AddInt64(n)
 	s.m.frameTime.Update(took.Seconds())
 	if s.opt.OnFrame != nil {
-		s.opt.OnFrame(Stored{Path: final, Size: n, Peer: c.peer, Client: client, Meta: req.Meta, Duration: took})
+		s.opt.OnFrame(Stored{Path: final, Size: n, Peer: c.peer, Client: client, Meta: req.Meta, Duration: took, Duplicate: done.Duplicate})
 	}
-	c.log.Debug("frame stored", "path", final, "bytes", n, "duration", took)
+	c.log.Debug("frame stored", "path", final, "bytes", n, "duration", took, "duplicate", done.Duplicate)
 	if err := c.answer(answerGotImage); err != nil {
 		return &failure{reason: ReasonDisconnect, msg: "frame stored, but GOT IMAGE could not be sent", err: err}
 	}
 	return nil
 }
 
-// createTemp makes the temporary file in the frame's folder.
-func (c *conn) createTemp(client string, now time.Time) (string, *os.File, error) {
-	rel := client + "/" + dateDir(now)
-	for attempt := 0; ; attempt++ {
-		dir, err := c.s.dirs.ensure(rel)
-		if err != nil {
-			return "", nil, err
-		}
-		f, err := os.CreateTemp(dir, tempPrefix+"*")
-		if errors.Is(err, fs.ErrNotExist) && attempt == 0 {
-			c.s.dirs.forget(dir) // pruned under us: make it again
-			continue
-		}
-		if err != nil {
-			return "", nil, err
-		}
-		if err := f.Chmod(0o644); err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			return "", nil, err
-		}
-		return dir, f, nil
-	}
-}
-
-// copyPayload streams the n payload bytes into f through a pooled buffer,
+// copyPayload streams the n payload bytes into the store through a pooled buffer,
 // checking the announced checksum and the minimum rate. It returns the
 // file extension the first bytes call for.
-func (c *conn) copyPayload(f *os.File, req wire.Request, n int64) (string, *failure) {
+func (c *conn) copyPayload(f io.Writer, req wire.Request, n int64) (string, *failure) {
 	o := &c.s.opt
 	bp := c.s.bufs.Get().(*[]byte)
 	defer c.s.bufs.Put(bp)
@@ -408,7 +341,7 @@ func (c *conn) copyPayload(f *os.File, req wire.Request, n int64) (string, *fail
 		}
 		_, _ = v.Write(chunk)
 		if _, err := f.Write(chunk); err != nil {
-			return "", storeFailure("cannot write the frame", err)
+			return "", storeError("cannot write the frame", err)
 		}
 		got += int64(fill)
 	}

@@ -21,12 +21,18 @@ const (
 	DefaultMinFreeBytes     = 256 << 20
 )
 
-// Options configures a Server. Every field but Dir has a default that a
-// zero value selects.
+// Options configures a Server. Every field but Dir (or Store) has a
+// default that a zero value selects.
 type Options struct {
 	// Dir is the folder frames are stored under; New creates it if
-	// missing and removes temporary files a crash left in it.
+	// missing and removes temporary files a crash left in it. Ignored
+	// when Store is set.
 	Dir string
+
+	// Store, if set, keeps the frames instead of the folder Dir (for
+	// example the S3 store of package framepush/store/s3). NoFsync and
+	// MinFreeBytes apply to the folder only.
+	Store Store
 
 	// NoFsync skips the fsync of each file and of its folder before
 	// GOT IMAGE. The default (false) makes an ack mean the frame is on
@@ -86,17 +92,20 @@ type Options struct {
 
 // Stored describes a frame that was stored.
 type Stored struct {
-	Path     string        // final file path
+	Path     string        // final file path (s3://bucket/key for the S3 store)
 	Size     int64         // payload bytes
 	Peer     string        // remote address, host:port
 	Client   string        // folder under Dir: the extension's name, else the peer IP
 	Meta     wire.Meta     // extension tokens sent with the frame, if any
 	Duration time.Duration // from the SIZE request to the frame being durable
+	// Duplicate: the store already held this frame (same name and id, a
+	// resend after a lost GOT IMAGE); nothing new was written.
+	Duplicate bool
 }
 
 // withDefaults validates o and fills its zero fields.
 func (o Options) withDefaults() (Options, error) {
-	if o.Dir == "" {
+	if o.Dir == "" && o.Store == nil {
 		return o, errors.New("receiver: Options.Dir is empty: give the folder frames are stored under")
 	}
 	if o.MaxFrameSize == 0 {

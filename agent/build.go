@@ -147,6 +147,7 @@ func SenderOptions(c config.Server, name string, log *slog.Logger) (sender.Optio
 		Extension:      c.Extension,
 		Checksum:       sum,
 		Name:           name,
+		SpreadKey:      spreadKey(c.Spread, name),
 		ConnectTimeout: c.ConnectTimeout,
 		AnswerTimeout:  c.AnswerTimeout,
 		MinThroughput:  int64(c.MinThroughput),
@@ -161,4 +162,13 @@ func SenderOptions(c config.Server, name string, log *slog.Logger) (sender.Optio
 		o.TLS = tc
 	}
 	return o, nil
+}
+
+// spreadKey is what the sender hashes to pick its first address:
+// server.spread "name" spreads boards by device name.
+func spreadKey(spread, name string) string {
+	if spread == "name" {
+		return name
+	}
+	return ""
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net"
 	"strconv"
@@ -54,6 +55,12 @@ type Options struct {
 	// Sender stays on an address while it works and moves to the next one
 	// (wrapping around) when a connection to it fails.
 	Addresses []string
+
+	// SpreadKey, if set, picks the address tried first by a stable hash
+	// of it (FNV-1a, modulo the number of addresses); failover then goes
+	// on in order from there, wrapping around. Boards sharing one config
+	// with their device name as the key spread evenly over the receivers.
+	SpreadKey string
 
 	// Mode is auto (the default), persistent or seed.
 	Mode Mode
@@ -164,6 +171,12 @@ func (o Options) withDefaults() (Options, error) {
 		o.Name, o.Checksum = "", wire.ChecksumNone
 	}
 	o.Addresses = append([]string(nil), o.Addresses...)
+	if o.SpreadKey != "" && len(o.Addresses) > 1 {
+		h := fnv.New32a()
+		h.Write([]byte(o.SpreadKey))
+		k := int(h.Sum32() % uint32(len(o.Addresses)))
+		o.Addresses = append(append(make([]string, 0, len(o.Addresses)), o.Addresses[k:]...), o.Addresses[:k]...)
+	}
 	return o, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"framepush/internal/logging"
 	"framepush/internal/version"
 	"framepush/receiver"
+	s3store "framepush/store/s3"
 	"framepush/wire"
 )
 
@@ -34,6 +36,20 @@ GOT IMAGE. Frames land in
   DIR/<client>/<YYYY-MM-DD>/<UTC time with ns>-<seq>.<jpg|png|bin>
 
 where <client> is the sender's name= (framepush agents send it) or its IP.
+
+With --store s3://BUCKET[/PREFIX] frames go to an S3-compatible object
+store instead (AWS S3, MinIO, Ceph RGW, SeaweedFS, Garage, versitygw), one
+atomic PUT each, checksum verified by the store, GOT IMAGE only after the
+store confirmed it, under
+
+  PREFIX/<name>/<YYYY-MM-DD>/<HH>/<id>.<jpg|png|bin>
+
+from the capture time (frames with name=, id= and ts=; a resend is a
+duplicate, not a second copy); other frames under
+PREFIX/<client>/<date>/<HH>/<arrival>-<instance>-<seq>.<ext>. Credentials
+and region come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_SESSION_TOKEN, AWS_REGION (or ~/.aws/credentials, AWS_PROFILE). Run
+any number of instances on one bucket: see docs/FLEET.md.
 
 Usage:
   framerecv [flags]
@@ -56,6 +72,11 @@ Examples:
       --tls-cert server.crt --tls-key server.key --tls-client-ca agents-ca.crt \
       --http 127.0.0.1:7402
   curl http://127.0.0.1:7402/metrics; curl http://127.0.0.1:7402/healthz
+
+  # Into a MinIO bucket, with /readyz for the load balancer:
+  AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... \
+  framerecv --store s3://frames/site1 --s3-endpoint https://minio.lan:9000 \
+      --http :7402
 
   # A slow link and big frames: allow 256 MiB frames at >= 4 KiB/s:
   framerecv --max-frame-size 256MiB --min-rate 4KiB
@@ -93,7 +114,10 @@ func (f sizeFlag) Set(s string) error {
 }
 
 type settings struct {
-	listen, dir, httpAddr             string
+	listen, dir, store, httpAddr      string
+	s3Endpoint, s3Instance, s3CA      string
+	s3Timeout                         time.Duration
+	s3Memory                          int64
 	fsync                             bool
 	maxFrame, minRate, minFree        int64
 	maxConns                          int
@@ -108,6 +132,7 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 		maxFrame: receiver.DefaultMaxFrameSize,
 		minRate:  receiver.DefaultMinRate,
 		minFree:  receiver.DefaultMinFreeBytes,
+		s3Memory: s3store.DefaultMemoryBudget,
 	}
 	fs := flag.NewFlagSet("framerecv", flag.ContinueOnError)
 	// Parse errors are reported by run in one line; the full usage is
@@ -115,7 +140,13 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	fs.StringVar(&s.listen, "listen", ":7400", "TCP `HOST:PORT` to accept frames on")
-	fs.StringVar(&s.dir, "dir", "./frames", "`DIR` frames are stored under (created if missing)")
+	fs.StringVar(&s.dir, "dir", "./frames", "`DIR` frames are stored under (created if missing); same as --store DIR")
+	fs.StringVar(&s.store, "store", "", "where frames go: a folder `DIR|s3://BUCKET[/PREFIX]` (default: --dir)")
+	fs.StringVar(&s.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for --store s3://..., e.g. http://127.0.0.1:9000 (omit for AWS S3); https is verified")
+	fs.DurationVar(&s.s3Timeout, "s3-timeout", s3store.DefaultTimeout, "bound on one PUT: keep it below the agents' server.answer_timeout (10s)")
+	fs.Var(sizeFlag{&s.s3Memory}, "s3-memory", "memory budget in `BYTES` for frames in flight to S3; when full, new frames get ERR busy before GOT SIZE")
+	fs.StringVar(&s.s3Instance, "s3-instance", "", "this receiver's `NAME` in object metadata and in keys of frames without id (default: host name + random suffix)")
+	fs.StringVar(&s.s3CA, "s3-ca", "", "PEM `FILE` of extra CAs for verifying the store's TLS certificate")
 	fs.BoolVar(&s.fsync, "fsync", true, "fsync each frame and its folder before GOT IMAGE; --fsync=false is faster but UNSAFE:\nan acknowledged frame can be lost on power loss")
 	fs.Var(sizeFlag{&s.maxFrame}, "max-frame-size", "largest frame accepted, in `BYTES` or with a unit (512KiB, 64MiB); larger ones are refused with ERR too-large")
 	fs.IntVar(&s.maxConns, "max-conns", receiver.DefaultMaxConns, "concurrent connections; more are refused with ERR busy")
@@ -128,7 +159,7 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 	fs.StringVar(&s.tlsCert, "tls-cert", "", "serve TLS with this PEM certificate `FILE` (needs --tls-key)")
 	fs.StringVar(&s.tlsKey, "tls-key", "", "PEM private key `FILE` for --tls-cert")
 	fs.StringVar(&s.tlsClientCA, "tls-client-ca", "", "require client certificates signed by the CAs in this PEM `FILE` (mTLS)")
-	fs.StringVar(&s.httpAddr, "http", "", "serve /metrics (Prometheus) and /healthz on this `HOST:PORT`, e.g. 127.0.0.1:7402 (default off)")
+	fs.StringVar(&s.httpAddr, "http", "", "serve /metrics (Prometheus), /healthz and /readyz (503 while the store is unusable) on this `HOST:PORT`, e.g. 127.0.0.1:7402 (default off)")
 	fs.StringVar(&s.logFormat, "log-format", "text", "log `FORMAT`: text or json")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.BoolVar(&s.showVersion, "version", false, "print the version and exit")
@@ -148,6 +179,10 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 		return nil, fmt.Errorf("--max-frame-size must be at least 1 byte (e.g. 64MiB)")
 	case s.minRate <= 0:
 		return nil, fmt.Errorf("--min-rate must be at least 1 byte per second (e.g. 16KiB)")
+	case s.s3Timeout <= 0:
+		return nil, fmt.Errorf("--s3-timeout must be a positive duration (e.g. 5s)")
+	case s.s3Memory <= 0:
+		return nil, fmt.Errorf("--s3-memory must be at least 1 byte (e.g. 256MiB)")
 	case s.maxConns <= 0:
 		return nil, fmt.Errorf("--max-conns %d: want at least 1", s.maxConns)
 	case s.handshake <= 0 || s.idle <= 0 || s.settle <= 0 || s.shutdown <= 0:
@@ -157,8 +192,23 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 	case s.tlsClientCA != "" && s.tlsCert == "":
 		return nil, fmt.Errorf("--tls-client-ca needs --tls-cert and --tls-key: mTLS runs over TLS")
 	}
+	if s.store == "" {
+		s.store = s.dir
+	}
+	if s.isS3() {
+		if _, _, err := s3store.ParseURL(s.store); err != nil {
+			return nil, fmt.Errorf("--store: %v", err)
+		}
+		if s.s3Memory < s.maxFrame {
+			return nil, fmt.Errorf("--s3-memory %s is below --max-frame-size %s: a frame that large could never be held", config.ByteSize(s.s3Memory), config.ByteSize(s.maxFrame))
+		}
+	} else if s.s3Endpoint != "" {
+		return nil, fmt.Errorf("--s3-endpoint needs --store s3://BUCKET[/PREFIX]")
+	}
 	return s, nil
 }
+
+func (s *settings) isS3() bool { return strings.HasPrefix(s.store, "s3://") }
 
 // tlsConfig loads the certificate, key and client CAs, if configured.
 func (s *settings) tlsConfig() (*tls.Config, error) {
@@ -214,8 +264,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		minFree = -1 // the flag's 0 means off; the library's 0 means default
 	}
 	log.Info("framerecv starting", "version", version.String("framerecv"))
+	var store receiver.Store
+	if s.isS3() {
+		st, err := s3store.New(ctx, s3store.Config{
+			URL: s.store, Endpoint: s.s3Endpoint, CAFile: s.s3CA, Timeout: s.s3Timeout,
+			MemoryBudget: s.s3Memory, MaxFrameSize: s.maxFrame, Instance: s.s3Instance,
+			MaxConns: s.maxConns, Logger: log,
+		})
+		if err != nil {
+			log.Error("cannot start: object store check failed", "store", s.store, "error", err)
+			return 1
+		}
+		defer st.Close()
+		log.Info("object store ready", "store", st.String(), "instance", st.Instance(),
+			"put_timeout", s.s3Timeout, "memory_budget", s.s3Memory)
+		store = st
+	}
 	srv, err := receiver.New(receiver.Options{
-		Dir:              s.dir,
+		Store:            store,
+		Dir:              s.store,
 		NoFsync:          !s.fsync,
 		MaxFrameSize:     s.maxFrame,
 		MaxConns:         s.maxConns,
@@ -231,7 +298,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error("cannot start", "error", err)
 		return 1
 	}
-	if !s.fsync {
+	if !s.fsync && !s.isS3() {
 		log.Warn("fsync is off: an acknowledged frame can be lost on power loss (--fsync=false)")
 	}
 	l, err := net.Listen("tcp", s.listen)
@@ -248,7 +315,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		hs = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		log.Info("metrics and health check", "url", "http://"+hl.Addr().String()+"/metrics")
+		log.Info("metrics and health check", "url", "http://"+hl.Addr().String()+"/metrics", "readyz", "http://"+hl.Addr().String()+"/readyz")
 		go func() {
 			if err := hs.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics listener failed", "error", err)

@@ -41,7 +41,7 @@ type rig struct {
 }
 
 // newStore connects a Store to gw with test credentials.
-func newStore(t *testing.T, gw *s3test.Server, cfg s3store.Config) (*s3store.Store, error) {
+func newStore(t testing.TB, gw *s3test.Server, cfg s3store.Config) (*s3store.Store, error) {
 	t.Helper()
 	gw.SetEnv(t)
 	if cfg.URL == "" {
@@ -58,11 +58,15 @@ func newStore(t *testing.T, gw *s3test.Server, cfg s3store.Config) (*s3store.Sto
 
 // start runs versitygw with a bucket, a Store on it and a receiver in
 // front, all on loopback.
-func start(t *testing.T, cfg s3store.Config, opt receiver.Options) *rig {
+func start(t testing.TB, cfg s3store.Config, opt receiver.Options) *rig {
 	t.Helper()
 	r := &rig{gw: s3test.Start(t), logs: &testutil.Buffer{}}
 	r.gw.MakeBucket(t, bucket)
-	log := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	level := slog.LevelDebug
+	if _, bench := t.(*testing.B); bench {
+		level = slog.LevelInfo // per-frame lines would cost the benchmark CPU
+	}
+	log := slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
 	st, err := newStore(t, r.gw, cfg)
 	if err != nil {
@@ -144,7 +148,7 @@ type object struct {
 }
 
 // objects reads every frame object in the bucket (probe objects excluded).
-func objects(t *testing.T, gw *s3test.Server) map[string]object {
+func objects(t testing.TB, gw *s3test.Server) map[string]object {
 	t.Helper()
 	c := gw.Client(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -138,7 +138,7 @@ func (s *Server) start() {
 // Client is a minio-go client with the root credentials.
 func (s *Server) Client(t testing.TB) *minio.Client {
 	t.Helper()
-	c, err := minio.New(s.Addr, &minio.Options{Creds: credentials.NewStaticV4(AccessKey, SecretKey, ""), Region: "us-east-1"})
+	c, err := minio.New(s.Addr, &minio.Options{Creds: credentials.NewStaticV4(AccessKey, SecretKey, ""), Region: "us-east-1", TrailingHeaders: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func (s *Server) Restart() {
 }
 
 // SetEnv points the AWS_* variables at this server for the test.
-func (s *Server) SetEnv(t *testing.T) {
+func (s *Server) SetEnv(t testing.TB) {
 	t.Setenv("AWS_ACCESS_KEY_ID", AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", SecretKey)
 	t.Setenv("AWS_SESSION_TOKEN", "")

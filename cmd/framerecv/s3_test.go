@@ -168,6 +168,41 @@ func TestS3StartupErrorsExit(t *testing.T) {
 // instance, is in the bucket exactly once, byte for byte; nothing else is.
 func TestS3FleetOneReceiverKilled(t *testing.T) {
 	gw := s3test.Start(t)
+	fleetScenario(t, gw, nil)
+}
+
+// TestFleetMinIO is the fleet scenario against MinIO erasure-coded over 4
+// drive folders, with one drive made unusable mid-run. Opt-in (make
+// fleettest: scripts/fleettest.sh installs MinIO and sets the variables).
+func TestFleetMinIO(t *testing.T) {
+	if os.Getenv("FRAMEPUSH_FLEETTEST") != "1" {
+		t.Skip("opt-in: run `make fleettest` (MinIO erasure-coded, 4 drives)")
+	}
+	bin := os.Getenv("FRAMEPUSH_MINIO")
+	if bin == "" {
+		t.Fatal("FRAMEPUSH_MINIO is not set: run `make fleettest`, which installs MinIO and sets it")
+	}
+	gw := s3test.StartMinIO(t, bin, 4)
+	fleetScenario(t, gw, func() {
+		// Drive 1 vanishes: its folder is moved away and a file takes
+		// its place. EC:2 over 4 drives keeps a write quorum of 3.
+		d := gw.Drives[0]
+		// Runs on an agent's goroutine: Error, not Fatal.
+		if err := os.Rename(d, d+".gone"); err != nil {
+			t.Error(err)
+		}
+		if err := os.WriteFile(d, []byte("not a drive"), 0o644); err != nil {
+			t.Error(err)
+		}
+		t.Logf("drive %s made unusable", d)
+	})
+}
+
+// fleetScenario: two framerecv processes on one bucket, agents spread over
+// them, one receiver SIGKILLed a third of the way in and midway (if
+// breakStore is set) the store damaged; every frame delivered is in the
+// bucket once, byte for byte.
+func fleetScenario(t *testing.T, gw *s3test.Server, breakStore func()) {
 	gw.MakeBucket(t, "fleet")
 	gw.SetEnv(t)
 	bin := testutil.Binary(t, "framerecv")
@@ -234,6 +269,9 @@ func TestS3FleetOneReceiverKilled(t *testing.T) {
 				mu.Unlock()
 				if n == agents*perAgent/3 {
 					killOnce.Do(func() { close(killAt) })
+				}
+				if n == agents*perAgent/2 && breakStore != nil {
+					breakStore()
 				}
 			}
 		}()

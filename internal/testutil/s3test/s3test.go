@@ -31,13 +31,17 @@ const (
 	SecretKey = "framepushtest-secret-key"
 )
 
-// Server is one versitygw process.
+// Server is one S3 server process: versitygw, or MinIO for the opt-in
+// fleet test.
 type Server struct {
 	t        testing.TB
 	bin      string
-	Root     string // the posix backend's folder: one sub-folder per bucket
-	Addr     string // 127.0.0.1:PORT
-	Endpoint string // http://127.0.0.1:PORT
+	args     []string
+	env      []string
+	Root     string   // versitygw: the posix backend's folder, one sub-folder per bucket
+	Drives   []string // MinIO: its drive folders
+	Addr     string   // 127.0.0.1:PORT
+	Endpoint string   // http://127.0.0.1:PORT
 	Log      *testutil.Buffer
 	cmd      *exec.Cmd
 	exited   chan struct{}
@@ -95,21 +99,51 @@ func Tool(t testing.TB, name string) string {
 func Start(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{t: t, bin: Tool(t, "versitygw"), Root: t.TempDir(), Log: &testutil.Buffer{}}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Addr = l.Addr().String()
-	l.Close()
+	s.Addr = freeAddr(t)
+	s.args = []string{"--port", s.Addr, "--access", AccessKey, "--secret", SecretKey, "--quiet", "posix", s.Root}
 	s.Endpoint = "http://" + s.Addr
 	s.start()
 	t.Cleanup(func() { s.Kill() })
 	return s
 }
 
+// StartMinIO runs the MinIO server binary bin erasure-coded over drives
+// folders (MINIO_CI_CD=1 lets them sit on one disk), with the same root
+// credentials as versitygw.
+func StartMinIO(t testing.TB, bin string, drives int) *Server {
+	t.Helper()
+	s := &Server{t: t, bin: bin, Root: t.TempDir(), Log: &testutil.Buffer{}}
+	s.Addr = freeAddr(t)
+	s.Endpoint = "http://" + s.Addr
+	s.args = []string{"server", "--quiet", "--address", s.Addr, "--console-address", freeAddr(t)}
+	for i := range drives {
+		d := filepath.Join(s.Root, fmt.Sprintf("drive%d", i+1))
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		s.Drives = append(s.Drives, d)
+		s.args = append(s.args, d)
+	}
+	s.env = []string{"MINIO_CI_CD=1", "MINIO_ROOT_USER=" + AccessKey, "MINIO_ROOT_PASSWORD=" + SecretKey,
+		"MINIO_BROWSER=off", "MINIO_UPDATE=off"}
+	s.start()
+	t.Cleanup(func() { s.Kill() })
+	return s
+}
+
+func freeAddr(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
 func (s *Server) start() {
 	s.t.Helper()
-	cmd := exec.Command(s.bin, "--port", s.Addr, "--access", AccessKey, "--secret", SecretKey, "--quiet", "posix", s.Root)
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Env = append(os.Environ(), s.env...)
 	cmd.Stdout, cmd.Stderr = s.Log, s.Log
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("start versitygw: %v", err)
@@ -125,11 +159,11 @@ func (s *Server) start() {
 		}
 		select {
 		case <-s.exited:
-			s.t.Fatalf("versitygw exited at start: %s", s.Log.String())
+			s.t.Fatalf("%s exited at start: %s", filepath.Base(s.bin), s.Log.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("versitygw not listening on %s after 20s: %s", s.Addr, s.Log.String())
+			s.t.Fatalf("%s not listening on %s after 20s: %s", filepath.Base(s.bin), s.Addr, s.Log.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -148,10 +182,20 @@ func (s *Server) Client(t testing.TB) *minio.Client {
 // MakeBucket creates a bucket.
 func (s *Server) MakeBucket(t testing.TB, name string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.Client(t).MakeBucket(ctx, name, minio.MakeBucketOptions{}); err != nil {
-		t.Fatalf("make bucket %s: %v", name, err)
+	// A server that just started listening may still be initialising
+	// (MinIO formats its drives): retry for a while.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := s.Client(t).MakeBucket(ctx, name, minio.MakeBucketOptions{})
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("make bucket %s: %v\n%s", name, err, s.Log.String())
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 

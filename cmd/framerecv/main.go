@@ -210,6 +210,14 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 
 func (s *settings) isS3() bool { return strings.HasPrefix(s.store, "s3://") }
 
+// folder is the frame folder, "" with an object store.
+func (s *settings) folder() string {
+	if s.isS3() {
+		return ""
+	}
+	return s.store
+}
+
 // tlsConfig loads the certificate, key and client CAs, if configured.
 func (s *settings) tlsConfig() (*tls.Config, error) {
 	if s.tlsCert == "" {
@@ -282,7 +290,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	srv, err := receiver.New(receiver.Options{
 		Store:            store,
-		Dir:              s.store,
+		Dir:              s.folder(),
 		NoFsync:          !s.fsync,
 		MaxFrameSize:     s.maxFrame,
 		MaxConns:         s.maxConns,

@@ -126,7 +126,7 @@ func (d *dirStore) Ready() error {
 func (d *dirStore) Begin(f Frame) (Upload, error) {
 	n := f.Size
 	reserved := d.reserved.Add(n)
-	u := &dirUpload{d: d, n: n, client: f.Client, began: f.Began}
+	u := &dirUpload{d: d, n: n, client: f.Client, began: f.Began, captured: f.Meta.Time}
 	if d.minFree > 0 {
 		if free, err := freeBytes(d.dir); err == nil && free-reserved < d.minFree {
 			u.Close()
@@ -135,7 +135,13 @@ func (d *dirStore) Begin(f Frame) (Upload, error) {
 				Msg:    fmt.Sprintf("refusing a %d-byte frame: %d bytes free in %s with %d bytes in flight, floor is %d", n, free, d.dir, reserved, d.minFree)}
 		}
 	}
-	dir, file, err := d.createTemp(f.Client, f.Began)
+	// A frame that carries its capture time (the extension's ts) is filed
+	// under it: date folder, file name and mtime. Others under arrival.
+	day := f.Began
+	if !u.captured.IsZero() {
+		day = u.captured
+	}
+	dir, file, err := d.createTemp(f.Client, day)
 	if err != nil {
 		u.Close()
 		return nil, &Refusal{Reason: storeFailure("", err).reason, Detail: "cannot create the frame's temporary file",
@@ -175,6 +181,7 @@ type dirUpload struct {
 	n         int64
 	client    string
 	began     time.Time
+	captured  time.Time // the extension's ts, zero without it
 	dir       string
 	f         *os.File
 	committed bool
@@ -194,6 +201,12 @@ func (u *dirUpload) Commit(ext string) (Committed, error) {
 	fail := func(what string, err error) (Committed, error) {
 		return Committed{}, &Refusal{Reason: storeFailure("", err).reason, Detail: what, Msg: what, Err: err}
 	}
+	captured := u.captured
+	if !captured.IsZero() {
+		if err := os.Chtimes(f.Name(), time.Time{}, captured); err != nil {
+			return fail("cannot set the frame's capture time", err)
+		}
+	}
 	if d.fsync {
 		if err := f.Sync(); err != nil {
 			return fail("cannot fsync the frame", err)
@@ -204,7 +217,9 @@ func (u *dirUpload) Commit(ext string) (Committed, error) {
 	}
 	stamp, seq := d.names.next(time.Now())
 	finalDir := u.dir
-	if dateDir(stamp) != dateDir(u.began) {
+	if !captured.IsZero() {
+		stamp = captured.UTC()
+	} else if dateDir(stamp) != dateDir(u.began) {
 		// Midnight passed while the frame streamed.
 		var err error
 		if finalDir, err = d.dirs.ensure(u.client + "/" + dateDir(stamp)); err != nil {
@@ -212,6 +227,17 @@ func (u *dirUpload) Commit(ext string) (Committed, error) {
 		}
 	}
 	final := filepath.Join(finalDir, fileName(stamp, seq, ext))
+	for !captured.IsZero() {
+		// Capture-time names are not ordered by this process's clock: a
+		// frame resent after a restart can meet its earlier copy with the
+		// same sequence number. Never replace a stored frame; take the
+		// next number (sequence numbers are unique within the process).
+		if _, err := os.Lstat(final); err != nil {
+			break // not there (or unreadable: Rename reports that)
+		}
+		_, seq = d.names.next(time.Now())
+		final = filepath.Join(finalDir, fileName(stamp, seq, ext))
+	}
 	if err := os.Rename(f.Name(), final); err != nil {
 		return fail("cannot rename the frame to its final name", err)
 	}

@@ -196,6 +196,15 @@ func TestFleetMinIO(t *testing.T) {
 		}
 		t.Logf("drive %s made unusable", d)
 	})
+	// Erasure-coded: every object has its metadata on each drive; the
+	// last frames were written with drive 1 gone.
+	for _, key := range []string{"f/cam-00/2026-11-24/09/1.jpg", "f/cam-00/2026-11-24/09/40.jpg"} {
+		for _, d := range gw.Drives[1:] {
+			if _, err := os.Stat(filepath.Join(d, "fleet", key, "xl.meta")); err != nil {
+				t.Errorf("%s not erasure-coded onto %s: %v", key, d, err)
+			}
+		}
+	}
 }
 
 // fleetScenario: two framerecv processes on one bucket, agents spread over

@@ -97,7 +97,7 @@ func benchS3(b *testing.B, size, agents int) {
 		UserMetadata: map[string]string{"x-amz-checksum-crc32c": base64.StdEncoding.EncodeToString(cs[:])}}
 
 	plain := run(func(i int, n int64) error {
-		_, err := c.PutObject(context.Background(), bucket, fmt.Sprintf("plain/%d/%d.jpg", i, n), bytes.NewReader(payload), int64(size), opts)
+		_, err := c.PutObject(context.Background(), bucket, plainKey("plain", base, i, n), bytes.NewReader(payload), int64(size), opts)
 		return err
 	})
 	// The same loop with If-None-Match: *, the conditional PUT framerecv
@@ -105,7 +105,7 @@ func benchS3(b *testing.B, size, agents int) {
 	cond := opts
 	cond.SetMatchETagExcept("*")
 	conditional := run(func(i int, n int64) error {
-		_, err := c.PutObject(context.Background(), bucket, fmt.Sprintf("cond/%d/%d.jpg", i, n), bytes.NewReader(payload), int64(size), cond)
+		_, err := c.PutObject(context.Background(), bucket, plainKey("cond", base, i, n), bytes.NewReader(payload), int64(size), cond)
 		return err
 	})
 	fps := float64(frames) / took.Seconds()
@@ -116,4 +116,10 @@ func benchS3(b *testing.B, size, agents int) {
 	b.ReportMetric(fps/pfps, "x-plain")
 	b.ReportMetric(cfps, "cond-frames/s")
 	b.ReportMetric(fps/cfps, "x-cond")
+}
+
+// plainKey has the depth of framerecv's keys (prefix/name/date/hour/id),
+// so that the store does the same folder work for both loops.
+func plainKey(prefix string, t time.Time, agent int, n int64) string {
+	return fmt.Sprintf("%s/bench-%d/%s/%s/%d.jpg", prefix, agent, t.Format("2006-01-02"), t.Format("15"), n)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"framepush/capture"
+	"framepush/internal/regularfile"
 )
 
 // defaultSendMaxSize is framerecv's default --max-frame-size (64 MiB): a
@@ -59,29 +60,20 @@ func readFrame(file string, seq uint64, maxSize int64) (capture.Frame, error) {
 }
 
 // readRegular reads a regular file of at most maxSize bytes. Anything else
-// is refused before it is opened, naming its kind: opening a FIFO blocks
-// until a writer comes (forever, deaf to signals), and /dev/zero or a
-// growing file never end. The open is non-blocking and the kind checked
-// again on the open file, in case a FIFO was swapped in after the first
-// look; the read stops one byte past maxSize.
+// is refused unread, naming its kind (regularfile.Open); the read stops one
+// byte past maxSize, for a file that grows while it is read.
 func readRegular(file string, maxSize int64) ([]byte, time.Time, error) {
-	st, err := os.Stat(file)
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("%s: cannot read: %w", file, pathErr(err))
+	f, st, err := regularfile.Open(file)
+	var nr *regularfile.NotRegularError
+	if errors.As(err, &nr) {
+		return nil, time.Time{}, fmt.Errorf("%s: is a %s, not a regular file: not sent (framepush send reads only regular files)", file, regularfile.Kind(nr.Mode))
 	}
-	if err := checkRegular(file, st, maxSize); err != nil {
-		return nil, time.Time{}, err
-	}
-	f, err := os.OpenFile(file, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("%s: cannot read: %w", file, pathErr(err))
 	}
 	defer f.Close()
-	if st, err = f.Stat(); err != nil {
-		return nil, time.Time{}, fmt.Errorf("%s: cannot read: %w", file, pathErr(err))
-	}
-	if err := checkRegular(file, st, maxSize); err != nil {
-		return nil, time.Time{}, err
+	if st.Size() > maxSize {
+		return nil, time.Time{}, fmt.Errorf("%s: %d bytes, larger than the --max-size of %d bytes: not sent (framerecv refuses frames over its --max-frame-size, 64MiB by default)", file, st.Size(), maxSize)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
 	if err != nil {
@@ -91,33 +83,6 @@ func readRegular(file string, maxSize int64) ([]byte, time.Time, error) {
 		return nil, time.Time{}, fmt.Errorf("%s: grew larger than the --max-size of %d bytes while being read, not sent", file, maxSize)
 	}
 	return data, st.ModTime(), nil
-}
-
-func checkRegular(file string, st fs.FileInfo, maxSize int64) error {
-	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%s: is a %s, not a regular file: not sent (framepush send reads only regular files)", file, fileKind(st.Mode()))
-	}
-	if st.Size() > maxSize {
-		return fmt.Errorf("%s: %d bytes, larger than the --max-size of %d bytes: not sent (framerecv refuses frames over its --max-frame-size, 64MiB by default)", file, st.Size(), maxSize)
-	}
-	return nil
-}
-
-// fileKind names a non-regular file type for an error message.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe (FIFO)"
-	case m&fs.ModeCharDevice != 0:
-		return "character device"
-	case m&fs.ModeDevice != 0:
-		return "block device"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	}
-	return "special file (" + m.Type().String() + ")"
 }
 
 // pathErr drops the *fs.PathError wrapper whose path the message already has.

@@ -25,7 +25,10 @@ handshake: the seed client's job, with timeouts, retries and failover. It
 prints one line per file delivered and exits 0 only when every file was
 acknowledged with GOT IMAGE; 1 when any was not (each failure says why);
 2 for a usage error. A file the server refuses for good (too large, ...)
-is not retried; the others go on.
+is not retried; the others go on. Only regular files of at most --max-size
+are read (64MiB, framerecv's default limit): a FIFO, a device such as
+/dev/zero or a directory is refused unread, naming its kind. SIGTERM or
+SIGINT stops the run; a second one ends it at once.
 
 Examples:
   # To framerecv on this machine (start one with: framerecv --dir ./frames)
@@ -104,7 +107,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	flags.StringVar(&f.tlsKey, "tls-key", "", "client key PEM `FILE` for --tls-cert")
 	flags.StringVar(&f.tlsServerName, "tls-server-name", "", "`NAME` to verify in the server's certificate (default: the host of --server)")
 	flags.BoolVar(&f.tlsInsecure, "tls-insecure", false, "do not verify the server's certificate (testing only)")
-	flags.StringVar(&f.maxSizeText, "max-size", "64MiB", "largest file sent, in `BYTES` (framerecv's default --max-frame-size); larger files and non-regular ones (FIFOs, devices) are refused unread")
+	flags.StringVar(&f.maxSizeText, "max-size", fmt.Sprintf("%dMiB", defaultSendMaxSize>>20), "largest file sent, in `BYTES` (framerecv's default --max-frame-size); larger files and non-regular ones (FIFOs, devices) are refused unread")
 	flags.BoolVar(&f.verbose, "verbose", false, "log connections and retries to stderr")
 	flags.Usage = func() {} // errors get a hint below; --help the whole text on stdout
 	if err := flags.Parse(args); err != nil {

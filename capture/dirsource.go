@@ -41,9 +41,12 @@ type DirSourceOptions struct {
 // files, macOS "._" metadata) are ignored. The format is taken from the
 // file's magic bytes, not its name. A file that vanished, cannot be read,
 // is empty, too large, not a JPEG or PNG, or visibly incomplete is skipped
-// and logged. Files are read when their turn comes, and a looping source
-// re-reads the folder at the start of every pass, so images can be added
-// or removed while it runs.
+// and logged. Only regular files are opened (symbolic links to them are
+// fine): a FIFO, device or socket named like an image is skipped with one
+// warning per file, not per pass, and counted (SkippedNonRegular), since
+// opening a FIFO would block capture for good. Files are read when their
+// turn comes, and a looping source re-reads the folder at the start of
+// every pass, so images can be added or removed while it runs.
 type DirSource struct {
 	opts   DirSourceOptions
 	log    *slog.Logger

@@ -130,3 +130,30 @@ func TestConfigCheckAcceptedStarts(t *testing.T) {
 		})
 	}
 }
+
+// A 50 MB file used to be read whole (304 MB peak RSS in config check):
+// both commands refuse it unread, run with the configuration exit status.
+func TestConfigFileSizeCap(t *testing.T) {
+	agentBin, _ := bins(t)
+	f := filepath.Join(t.TempDir(), "huge.yaml")
+	fh, err := os.Create(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fh.Truncate(50 << 20); err != nil { // sparse
+		t.Fatal(err)
+	}
+	fh.Close()
+	want := f + ": 52428800 bytes, larger than the 1048576-byte (1 MiB) limit for a configuration file"
+	for _, c := range []struct {
+		args []string
+		code int
+	}{{[]string{"config", "check", f}, 1}, {[]string{"run", "--config", f}, 2}} {
+		cmd := exec.Command(agentBin, c.args...)
+		cmd.Env = append(os.Environ(), "FRAMEPUSH_CONFIG=")
+		out, _ := cmd.CombinedOutput()
+		if cmd.ProcessState.ExitCode() != c.code || !strings.Contains(string(out), want) {
+			t.Errorf("%v: exit %d, output:\n%s\nwant exit %d and %q", c.args, cmd.ProcessState.ExitCode(), out, c.code, want)
+		}
+	}
+}

@@ -10,7 +10,7 @@ import (
 // Fractional numbers for whole-number settings used to be cut silently by
 // yaml.v3 (1.5 -> 1, 640.9 -> 640).
 func TestFractionalNumbersAreTypeErrors(t *testing.T) {
-	p := write(t, "source:\n  width: 640.9\n  controls:\n    brightness: 2.5\nqueue:\n  memory_frames: 1.5\n")
+	p := write(t, "source:\n  width: 640.9\n  controls:\n    brightness: 2.5\nqueue:\n  memory_frames: 1.5\n  memory_bytes: 1048576.5\n")
 	_, err := Load(p, nil, nil)
 	if err == nil {
 		t.Fatal("fractional numbers accepted")
@@ -19,6 +19,7 @@ func TestFractionalNumbersAreTypeErrors(t *testing.T) {
 		p + ":2: source.width: 640.9 is not a whole number",
 		p + ":4: source.controls.brightness: 2.5 is not a whole number",
 		p + ":6: queue.memory_frames: 1.5 is not a whole number",
+		p + ":7: queue.memory_bytes: 1048576.5 is not a whole number", // a byte count without a unit
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not say %q:\n%v", want, err)
@@ -35,11 +36,11 @@ func TestFractionalNumbersAreTypeErrors(t *testing.T) {
 		}
 	}
 	// Whole numbers, also written as floats, and float settings stay fine.
-	l, err := Load(write(t, "source:\n  width: 320.0\n  height: 240\ntrigger:\n  fps: 2.5\n"), nil, []string{"queue.memory_frames=4"})
+	l, err := Load(write(t, "source:\n  width: 320.0\n  height: 240\ntrigger:\n  fps: 2.5\nqueue:\n  spool_max_bytes: 1.5GiB\n"), nil, []string{"queue.memory_frames=4"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Source.Width != 320 || l.Source.Height != 240 || l.Trigger.FPS != 2.5 || l.Queue.MemoryFrames != 4 {
+	if l.Source.Width != 320 || l.Source.Height != 240 || l.Trigger.FPS != 2.5 || l.Queue.MemoryFrames != 4 || l.Queue.SpoolMaxBytes != 3*GiB/2 {
 		t.Fatalf("values: %+v %+v %+v", l.Source, l.Trigger, l.Queue)
 	}
 }

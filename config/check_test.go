@@ -40,7 +40,7 @@ func TestFractionalNumbersAreTypeErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Source.Width != 320 || l.Source.Height != 240 || l.Trigger.FPS != 2.5 || l.Queue.MemoryFrames != 4 || l.Queue.SpoolMaxBytes != 3*GiB/2 {
+	if l.Source.Width != 320 || l.Source.Height != 240 || l.Trigger.FPS != 2.5 || l.Queue.MemoryFrames != 4 || l.Queue.SpoolMaxBytes != 1536<<20 {
 		t.Fatalf("values: %+v %+v %+v", l.Source, l.Trigger, l.Queue)
 	}
 }

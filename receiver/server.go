@@ -9,6 +9,10 @@
 // final name never holds a partial frame, whatever happens to the client or
 // to the receiver, and temporary files left by a crash are removed by New.
 //
+// Where frames are kept is a Store (storage.go): the folder Options.Dir by
+// default, or any Store in Options.Store (framerecv's S3 store lives in
+// framepush/store/s3, so that only framerecv links its client).
+//
 // Frames land in Dir/<client>/<YYYY-MM-DD>/<stamp>-<seq>.<ext>, where
 // client is the extension's name= or the peer's IP, stamp (and the day
 // folder) the UTC capture time with nanoseconds when the frame carries the

@@ -143,10 +143,10 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 	fs.Usage = func() {}
 	fs.StringVar(&s.listen, "listen", ":7400", "TCP `HOST:PORT` to accept frames on")
 	fs.StringVar(&s.dir, "dir", "./frames", "`DIR` frames are stored under (created if missing); same as --store DIR")
-	fs.StringVar(&s.store, "store", "", "where frames go: a folder `DIR|s3://BUCKET[/PREFIX]` (default: --dir)")
+	fs.StringVar(&s.store, "store", "", "`DIR|s3://BUCKET[/PREFIX]` where frames go: a folder, or an S3 bucket and key prefix (default: --dir)")
 	fs.StringVar(&s.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for --store s3://..., e.g. http://127.0.0.1:9000 (omit for AWS S3); https is verified")
 	fs.DurationVar(&s.s3Timeout, "s3-timeout", s3store.DefaultTimeout, "bound on one PUT: keep it below the agents' server.answer_timeout (10s)")
-	fs.Var(sizeFlag{&s.s3Memory}, "s3-memory", "memory budget in `BYTES` for frames in flight to S3; when full, new frames get ERR busy before GOT SIZE")
+	fs.Var(sizeFlag{&s.s3Memory}, "s3-memory", "memory budget in `BYTES` for frames in flight to S3 (at least --max-frame-size; nothing spills to disk); when full, new frames get ERR busy before GOT SIZE")
 	fs.StringVar(&s.s3Instance, "s3-instance", "", "this receiver's `NAME` in object metadata and in keys of frames without id (default: host name + random suffix)")
 	fs.StringVar(&s.s3CA, "s3-ca", "", "PEM `FILE` of extra CAs for verifying the store's TLS certificate")
 	fs.BoolVar(&s.fsync, "fsync", true, "fsync each frame and its folder before GOT IMAGE; --fsync=false is faster but UNSAFE:\nan acknowledged frame can be lost on power loss")

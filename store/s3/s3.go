@@ -29,6 +29,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/binary"
@@ -377,6 +378,10 @@ func (s *Store) explain(what string, err error) error {
 	}
 	if er.StatusCode == http.StatusForbidden {
 		return fmt.Errorf("%s at %s: access denied (HTTP 403): check the credentials and the bucket policy", what, s.endpoint)
+	}
+	var certErr *tls.CertificateVerificationError
+	if errors.As(err, &certErr) {
+		return fmt.Errorf("%s: the TLS certificate of %s is not trusted: %v (give its CA with --s3-ca FILE or SSL_CERT_FILE; TLS is always verified)", what, s.endpoint, certErr.Err)
 	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {

@@ -107,6 +107,20 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// StartTLS is Start with TLS: versitygw serves https with the PEM
+// certificate and key files given.
+func StartTLS(t testing.TB, certFile, keyFile string) *Server {
+	t.Helper()
+	s := &Server{t: t, bin: Tool(t, "versitygw"), Root: t.TempDir(), Log: &testutil.Buffer{}}
+	s.Addr = freeAddr(t)
+	s.args = []string{"--port", s.Addr, "--access", AccessKey, "--secret", SecretKey, "--quiet",
+		"--cert", certFile, "--key", keyFile, "posix", s.Root}
+	s.Endpoint = "https://" + s.Addr
+	s.start()
+	t.Cleanup(func() { s.Kill() })
+	return s
+}
+
 // StartMinIO runs the MinIO server binary bin erasure-coded over drives
 // folders (MINIO_CI_CD=1 lets them sit on one disk), with the same root
 // credentials as versitygw.

@@ -289,6 +289,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer st.Close()
+		if s.s3Timeout >= 10*time.Second {
+			log.Warn("--s3-timeout is not below the agents' default answer timeout (10s): a slow store may make agents time out instead of getting a retryable ERR",
+				"s3_timeout", s.s3Timeout)
+		}
 		log.Info("object store ready", "store", st.String(), "instance", st.Instance(),
 			"put_timeout", s.s3Timeout, "memory_budget", s.s3Memory)
 		store = st

@@ -8,6 +8,8 @@ import (
 	"math/bits"
 	"sync/atomic"
 	"time"
+
+	"framepush/frame"
 )
 
 // Defaults for LoopOptions' rates.
@@ -50,7 +52,7 @@ type Looper struct {
 	src  Source
 	trig Trigger
 	opts LoopOptions
-	emit func(Frame)
+	emit func(frame.Frame)
 	log  *slog.Logger
 
 	started atomic.Bool
@@ -60,7 +62,7 @@ type Looper struct {
 }
 
 // NewLooper returns a Looper; Run starts it.
-func NewLooper(src Source, trig Trigger, o LoopOptions, emit func(Frame)) *Looper {
+func NewLooper(src Source, trig Trigger, o LoopOptions, emit func(frame.Frame)) *Looper {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -77,7 +79,7 @@ func NewLooper(src Source, trig Trigger, o LoopOptions, emit func(Frame)) *Loope
 
 // Loop is NewLooper(src, trig, o, emit).Run(ctx), for callers that need no
 // statistics.
-func Loop(ctx context.Context, src Source, trig Trigger, o LoopOptions, emit func(Frame)) error {
+func Loop(ctx context.Context, src Source, trig Trigger, o LoopOptions, emit func(frame.Frame)) error {
 	return NewLooper(src, trig, o, emit).Run(ctx)
 }
 
@@ -216,7 +218,7 @@ func (l *Looper) serve(ctx context.Context, ev Event, ring *frameRing, maxAge ti
 	l.events.Add(1)
 	now := time.Now()
 	for _, f := range ring.take(ev.Pre, now.Add(-maxAge)) {
-		f.Trigger = "pre-trigger"
+		f.Trigger = frame.PreTrigger
 		l.preFrames.Add(1)
 		l.frames.Add(1)
 		l.emit(f)
@@ -277,28 +279,28 @@ func (l *Looper) serve(ctx context.Context, ev Event, ring *frameRing, maxAge ti
 
 // capture takes one frame. It reports ok=false for a failure to count and
 // move past, and an error for one that ends Run.
-func (l *Looper) capture(ctx context.Context) (Frame, bool, error) {
+func (l *Looper) capture(ctx context.Context) (frame.Frame, bool, error) {
 	f, err := l.src.Capture(ctx)
 	if err == nil {
 		l.consec = 0
 		return f, true, nil
 	}
 	if ctx.Err() != nil {
-		return Frame{}, false, ctx.Err()
+		return frame.Frame{}, false, ctx.Err()
 	}
 	if errors.Is(err, ErrGaveUp) || errors.Is(err, ErrExhausted) {
-		return Frame{}, false, err
+		return frame.Frame{}, false, err
 	}
 	l.captureErrors.Add(1)
 	l.consec++
 	if m := l.opts.MaxCaptureErrors; m > 0 && l.consec >= m {
-		return Frame{}, false, fmt.Errorf("capture: %d capture failures in a row, the last: %w", l.consec, err)
+		return frame.Frame{}, false, fmt.Errorf("capture: %d capture failures in a row, the last: %w", l.consec, err)
 	}
 	// Log the 1st, 2nd, 4th, 8th... failure of a run: visible, not a flood.
 	if bits.OnesCount(uint(l.consec)) == 1 {
 		l.log.Warn("capture failed", "err", err, "in_a_row", l.consec)
 	}
-	return Frame{}, false, nil
+	return frame.Frame{}, false, nil
 }
 
 // frameRing keeps the last n frames with the time each was taken.
@@ -309,7 +311,7 @@ type frameRing struct {
 }
 
 type ringFrame struct {
-	f  Frame
+	f  frame.Frame
 	at time.Time
 }
 
@@ -318,7 +320,7 @@ func newFrameRing(size int) *frameRing { return &frameRing{buf: make([]ringFrame
 func (r *frameRing) cap() int { return len(r.buf) }
 
 // push adds f, evicting the oldest frame when full.
-func (r *frameRing) push(f Frame, at time.Time) {
+func (r *frameRing) push(f frame.Frame, at time.Time) {
 	if len(r.buf) == 0 {
 		return
 	}
@@ -333,8 +335,8 @@ func (r *frameRing) push(f Frame, at time.Time) {
 
 // take returns up to k of the newest frames taken after notBefore, oldest
 // first, and empties the ring.
-func (r *frameRing) take(k int, notBefore time.Time) []Frame {
-	var out []Frame
+func (r *frameRing) take(k int, notBefore time.Time) []frame.Frame {
+	var out []frame.Frame
 	skip := max(r.n-k, 0)
 	for i := skip; i < r.n; i++ {
 		e := r.buf[(r.start+i)%len(r.buf)]

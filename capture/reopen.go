@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"framepush/internal/backoff"
+
+	"framepush/frame"
 )
 
 // ErrGaveUp is returned by a Reopener once its device has been unusable
@@ -112,30 +114,30 @@ var errReopenerClosed = errors.New("capture: reopener is closed")
 // often as needed. It returns ctx.Err() when ctx ends, an error wrapping
 // ErrGaveUp after GiveUp of continuous failure, and passes through any
 // other error of the inner source (which stays open).
-func (r *Reopener) Capture(ctx context.Context) (Frame, error) {
+func (r *Reopener) Capture(ctx context.Context) (frame.Frame, error) {
 	r.capMu.Lock()
 	defer r.capMu.Unlock()
 	for {
 		if err := ctx.Err(); err != nil {
-			return Frame{}, err
+			return frame.Frame{}, err
 		}
 		r.mu.Lock()
 		src, closed := r.src, r.closed
 		r.mu.Unlock()
 		if closed {
-			return Frame{}, errReopenerClosed
+			return frame.Frame{}, errReopenerClosed
 		}
 		if src == nil {
 			var err error
 			if src, err = r.openOnce(ctx); err != nil {
 				if ctx.Err() != nil {
-					return Frame{}, ctx.Err()
+					return frame.Frame{}, ctx.Err()
 				}
 				if err := r.failed("open failed", err); err != nil {
-					return Frame{}, err
+					return frame.Frame{}, err
 				}
 				if err := r.wait(ctx); err != nil {
-					return Frame{}, err
+					return frame.Frame{}, err
 				}
 				continue
 			}
@@ -150,14 +152,14 @@ func (r *Reopener) Capture(ctx context.Context) (Frame, error) {
 			return f, nil
 		}
 		if !errors.Is(err, ErrDeviceGone) {
-			return Frame{}, err
+			return frame.Frame{}, err
 		}
 		r.drop(src)
 		if err := r.failed("device lost", err); err != nil {
-			return Frame{}, err
+			return frame.Frame{}, err
 		}
 		if err := r.wait(ctx); err != nil {
-			return Frame{}, err
+			return frame.Frame{}, err
 		}
 	}
 }

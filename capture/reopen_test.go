@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"strings"
 	"sync"
 	"syscall"
@@ -11,6 +13,9 @@ import (
 	"time"
 
 	"framepush/internal/backoff"
+	"framepush/internal/testutil"
+
+	"framepush/frame"
 )
 
 // reopenTestClock is a fake clock whose Sleep only moves time on.
@@ -55,15 +60,15 @@ type reopenTestSource struct {
 	closes int
 }
 
-func (s *reopenTestSource) Capture(ctx context.Context) (Frame, error) {
+func (s *reopenTestSource) Capture(ctx context.Context) (frame.Frame, error) {
 	if s.closes > 0 {
-		return Frame{}, errors.New("capture on a closed test source")
+		return frame.Frame{}, errors.New("capture on a closed test source")
 	}
 	if s.taken < s.frames {
 		s.taken++
-		return Frame{Data: []byte(fmt.Sprintf("src%d-frame%d", s.id, s.taken)), Seq: uint64(s.taken)}, nil
+		return frame.Frame{Data: []byte(fmt.Sprintf("src%d-frame%d", s.id, s.taken)), Seq: uint64(s.taken)}, nil
 	}
-	return Frame{}, s.err
+	return frame.Frame{}, s.err
 }
 
 func (s *reopenTestSource) Close() error {
@@ -82,7 +87,7 @@ type reopenTestFactory struct {
 func (f *reopenTestFactory) open(context.Context) (Source, error) {
 	if f.calls >= len(f.script) {
 		f.calls++
-		return nil, &v4lPathError{"open", "/dev/video0", syscall.ENOENT}
+		return nil, &fs.PathError{Op: "open", Path: "/dev/video0", Err: syscall.ENOENT}
 	}
 	item := f.script[f.calls]
 	f.calls++
@@ -96,10 +101,10 @@ func (f *reopenTestFactory) open(context.Context) (Source, error) {
 	panic("bad script")
 }
 
-func reopenTestNew(t *testing.T, f *reopenTestFactory, opts ReopenOptions) (*Reopener, *reopenTestClock, *v4lTestLog) {
+func reopenTestNew(t *testing.T, f *reopenTestFactory, opts ReopenOptions) (*Reopener, *reopenTestClock, *reopenTestLog) {
 	t.Helper()
 	clock := &reopenTestClock{now: time.Unix(1700000000, 0)}
-	logs := &v4lTestLog{}
+	logs := &reopenTestLog{}
 	opts.Now, opts.Sleep = clock.Now, clock.Sleep
 	if opts.Rand == nil {
 		opts.Rand = func() float64 { return 0.5 }
@@ -112,6 +117,13 @@ func reopenTestNew(t *testing.T, f *reopenTestFactory, opts ReopenOptions) (*Reo
 	return r, clock, logs
 }
 
+// reopenTestLog collects the Reopener's log lines.
+type reopenTestLog struct{ testutil.Buffer }
+
+func (l *reopenTestLog) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 var reopenTestPolicy = backoff.Policy{Initial: time.Second, Max: 8 * time.Second, Multiplier: 2}
 
 func reopenTestGone(what string) error { return fmt.Errorf("test: %s: %w", what, ErrDeviceGone) }
@@ -119,7 +131,7 @@ func reopenTestGone(what string) error { return fmt.Errorf("test: %s: %w", what,
 func TestReopenerRecoversAndKeepsSequence(t *testing.T) {
 	first := &reopenTestSource{id: 1, frames: 2, err: reopenTestGone("unplugged")}
 	second := &reopenTestSource{id: 2, frames: 2, err: errors.New("end")}
-	f := &reopenTestFactory{script: []any{first, &v4lPathError{"open", "/dev/video0", syscall.ENOENT}, second}}
+	f := &reopenTestFactory{script: []any{first, &fs.PathError{Op: "open", Path: "/dev/video0", Err: syscall.ENOENT}, second}}
 	r, clock, logs := reopenTestNew(t, f, ReopenOptions{Backoff: reopenTestPolicy, GiveUp: time.Minute})
 
 	var data []string
@@ -307,7 +319,7 @@ func TestReopenerClose(t *testing.T) {
 func TestReopenerOpenEarly(t *testing.T) {
 	ctx := context.Background()
 	good := &reopenTestSource{id: 1, frames: 3}
-	f := &reopenTestFactory{script: []any{&v4lPathError{"open", "/dev/video0", syscall.ENOENT}, good}}
+	f := &reopenTestFactory{script: []any{&fs.PathError{Op: "open", Path: "/dev/video0", Err: syscall.ENOENT}, good}}
 	r, clock, _ := reopenTestNew(t, f, ReopenOptions{Backoff: reopenTestPolicy})
 	err := r.Open(ctx)
 	if err == nil || !strings.Contains(err.Error(), "/dev/video0") {

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"framepush/capture"
 	"framepush/config"
+	"framepush/frame"
 	"framepush/internal/backoff"
 	"framepush/sender"
 	"framepush/wire"
@@ -254,19 +254,19 @@ func sendFiles(ctx context.Context, s *sender.Sender, files []string, retryFor t
 
 // readFrame loads file as frame seq: its bytes, its format from the magic
 // bytes and its modification time as the capture time.
-func readFrame(file string, seq uint64) (capture.Frame, error) {
+func readFrame(file string, seq uint64) (frame.Frame, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			err = pe.Err
 		}
-		return capture.Frame{}, fmt.Errorf("%s: cannot read: %w", file, err)
+		return frame.Frame{}, fmt.Errorf("%s: cannot read: %w", file, err)
 	}
 	if len(data) == 0 {
-		return capture.Frame{}, fmt.Errorf("%s: empty file, not sent (the protocol cannot carry 0 bytes)", file)
+		return frame.Frame{}, fmt.Errorf("%s: empty file, not sent (the protocol cannot carry 0 bytes)", file)
 	}
-	fr := capture.Frame{Data: data, Format: formatOf(data), Seq: seq, Source: "file:" + file, Trigger: "send"}
+	fr := frame.Frame{Data: data, Format: formatOf(data), Seq: seq, Source: "file:" + file, Trigger: frame.Send}
 	if st, err := os.Stat(file); err == nil {
 		fr.Time = st.ModTime()
 	}
@@ -274,14 +274,14 @@ func readFrame(file string, seq uint64) (capture.Frame, error) {
 }
 
 // formatOf names an image format from its magic bytes.
-func formatOf(b []byte) string {
+func formatOf(b []byte) frame.Format {
 	switch {
 	case bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}):
-		return "jpeg"
+		return frame.JPEG
 	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
-		return "png"
+		return frame.PNG
 	}
-	return "bin"
+	return frame.Bin
 }
 
 // roundDuration keeps three significant digits or so for humans.

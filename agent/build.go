@@ -52,9 +52,7 @@ func NewSource(c config.Source, log *slog.Logger) (*capture.Reopener, error) {
 	case "command":
 		name = "command:" + c.Command[0]
 		o := command.Options{
-			Command: c.Command, FrameTimeout: c.FrameTimeout,
-			Backoff: backoff.Policy{Initial: c.Reopen.Initial, Max: c.Reopen.Max, Multiplier: 2},
-			Logger:  log,
+			Command: c.Command, FrameTimeout: c.FrameTimeout, Logger: log,
 		}
 		open = func(context.Context) (capture.Source, error) { return command.New(o) }
 	case "dir":

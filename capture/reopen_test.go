@@ -160,7 +160,7 @@ func TestReopenerRecoversAndKeepsSequence(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	out := logs.String()
-	for _, w := range []string{"capture device device lost, will retry", "unplugged", "capture device open failed, will retry",
+	for _, w := range []string{"capture device lost, will retry", "unplugged", "capture device open failed, will retry",
 		"capture device reopened", "down_for=1.5s", "capture device recovered"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("log lacks %q:\n%s", w, out)
@@ -347,5 +347,35 @@ func TestReopenerOpenEarly(t *testing.T) {
 	r.Close()
 	if err := r.Open(ctx); err == nil {
 		t.Fatal("Open after Close succeeded")
+	}
+}
+
+// A loss is one log line, and it tells the delay the Reopener then waits
+// (the only restart: sources do not retry on their own).
+func TestReopenerLogsEachLossOnceWithItsDelay(t *testing.T) {
+	first := &reopenTestSource{id: 1, frames: 1, err: reopenTestGone("unplugged")}
+	second := &reopenTestSource{id: 2, frames: 1, err: errors.New("end")}
+	f := &reopenTestFactory{script: []any{first, second}}
+	r, clock, logs := reopenTestNew(t, f, ReopenOptions{Backoff: reopenTestPolicy})
+	for i := 0; i < 2; i++ {
+		if _, err := r.Capture(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := clock.Sleeps(); len(got) != 1 || got[0] != 500*time.Millisecond {
+		t.Fatalf("sleeps %v, want [500ms]", got)
+	}
+	var lines []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "unplugged") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], `msg="capture device lost, will retry"`) ||
+		!strings.Contains(lines[0], "retry_in=500ms") || !strings.Contains(lines[0], "level=WARN") {
+		t.Fatalf("lines about the loss %q, want one warning with retry_in=500ms", lines)
+	}
+	if strings.Contains(logs.String(), "device device") {
+		t.Fatalf("log reads \"device device\":\n%s", logs)
 	}
 }

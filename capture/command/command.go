@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"framepush/internal/backoff"
 	"framepush/internal/logging"
 
 	"framepush/capture"
@@ -53,15 +52,14 @@ type Options struct {
 	MaxFrameSize int           // larger frames are dropped; 0 means mjpeg.DefaultSplitLimit
 	FrameTimeout time.Duration // a Capture waiting this long without a frame stops the child; 0 means DefaultFrameTimeout
 	KillGrace    time.Duration // SIGTERM to SIGKILL; 0 means DefaultKillGrace
-	Backoff      backoff.Policy
-	Logger       *slog.Logger // child stderr and lifecycle; nil discards
+	Logger       *slog.Logger  // child stderr and lifecycle; nil discards
 }
 
 // Stats counts what a Source did. Frames = Delivered +
 // Discarded + Rejected.
 type Stats struct {
-	Starts        uint64           // children started
-	Exits         uint64           // children that ended, for any reason
+	Starts        uint64           // children started: 1 once New returned
+	Exits         uint64           // children that ended, for any reason: 0 or 1
 	Frames        uint64           // complete frames read from the children
 	Delivered     uint64           // frames returned by Capture
 	Discarded     uint64           // frames that arrived while no Capture was waiting, or after it gave up
@@ -88,11 +86,15 @@ type Stats struct {
 // frame.Frame.Time is that arrival time. Its exposure may still precede the call
 // by the child's own pipeline latency, typically one frame interval.
 //
-// A child that exits, closes its output or sends nothing for FrameTimeout
-// is reported once as an error wrapping capture.ErrDeviceGone; the next Capture
-// restarts it after a capped, jittered backoff delay (reset once a child
-// delivers a frame). Close stops the whole process group: SIGTERM, then
-// SIGKILL after KillGrace, and reaps the child. Linux only.
+// A Source runs one child. A child that exits, closes its output or sends
+// nothing for FrameTimeout is reported as an error wrapping
+// capture.ErrDeviceGone, by that Capture and every later one: the source
+// does not restart it. Restarting is the capture.Reopener's job, which the
+// agent wraps every source in: it closes this Source, waits its backoff and
+// opens a new one, so one owner decides when to retry, with one backoff and
+// one log line per death (this source logs the death only at debug level).
+// Close stops the whole process group: SIGTERM, then SIGKILL after
+// KillGrace, and reaps the child. Linux only.
 type Source struct {
 	opts   Options
 	path   string // resolved Command[0]
@@ -100,28 +102,25 @@ type Source struct {
 	source string
 	log    *slog.Logger
 	now    func() time.Time
-	sleep  func(context.Context, time.Duration) error
 
-	mu        sync.Mutex
-	bo        *backoff.Backoff
-	child     *process         // nil when none is running or dying
-	waiter    chan frame.Frame // the waiting Capture's mailbox; nil when none waits
-	restartAt time.Time        // no new child before this
-	stats     Stats
-	closed    bool
+	mu     sync.Mutex
+	child  *process         // nil once the child is gone
+	waiter chan frame.Frame // the waiting Capture's mailbox; nil when none waits
+	dead   error            // how the child ended, once it has
+	stats  Stats
+	closed bool
 
 	seq uint64 // touched only by the goroutine calling Capture
 }
 
 // process is one run of the program.
 type process struct {
-	cmd      *exec.Cmd
-	pid      int
-	out      *os.File      // read end of the child's stdout
-	errOut   *os.File      // read end of the child's stderr
-	exited   chan struct{} // closed once the leader is reaped
-	done     chan struct{} // closed once the group is gone and both pipes are drained
-	gotFrame bool          // guarded by Source.mu
+	cmd    *exec.Cmd
+	pid    int
+	out    *os.File      // read end of the child's stdout
+	errOut *os.File      // read end of the child's stderr
+	exited chan struct{} // closed once the leader is reaped
+	done   chan struct{} // closed once the group is gone and both pipes are drained
 
 	// Written before done is closed, read after.
 	waitErr error
@@ -134,11 +133,9 @@ type process struct {
 	finished  bool // the group has been dealt with: no more signals
 }
 
-// hooks lets tests replace the clock, the backoff sleep and the jitter.
+// hooks lets tests replace the clock.
 type hooks struct {
-	now   func() time.Time
-	sleep func(context.Context, time.Duration) error
-	rand  func() float64
+	now func() time.Time
 }
 
 // New checks opts, finds the program and starts it, so that
@@ -181,31 +178,19 @@ func newSource(opts Options, h hooks) (*Source, error) {
 	if opts.KillGrace == 0 {
 		opts.KillGrace = DefaultKillGrace
 	}
-	if opts.Backoff == (backoff.Policy{}) {
-		opts.Backoff = backoff.Default
-	}
-	if opts.Backoff.Multiplier == 0 {
-		opts.Backoff.Multiplier = backoff.Default.Multiplier
-	}
 	c := &Source{
-		opts:  opts,
-		path:  path,
-		name:  filepath.Base(opts.Command[0]),
-		log:   opts.Logger,
-		now:   h.now,
-		sleep: h.sleep,
-		bo:    backoff.New(opts.Backoff),
+		opts: opts,
+		path: path,
+		name: filepath.Base(opts.Command[0]),
+		log:  opts.Logger,
+		now:  h.now,
 	}
 	c.source = "command:" + c.name
-	c.bo.Rand = h.rand
 	if c.log == nil {
 		c.log = logging.Discard
 	}
 	if c.now == nil {
 		c.now = time.Now
-	}
-	if c.sleep == nil {
-		c.sleep = sleepCtx
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -213,17 +198,6 @@ func newSource(opts Options, h hooks) (*Source, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // Capture returns the first frame that arrives after the call began. See
@@ -237,20 +211,18 @@ func (c *Source) Capture(ctx context.Context) (frame.Frame, error) {
 		c.mu.Unlock()
 		return frame.Frame{}, fmt.Errorf("capture: %s: capture after close", c.source)
 	}
+	if c.dead != nil {
+		err := c.dead
+		c.mu.Unlock()
+		return frame.Frame{}, err
+	}
 	child := c.child
-	restartIn := c.restartAt.Sub(c.now())
 	c.mu.Unlock()
 
-	if child != nil {
-		select {
-		case <-child.done: // it died while nobody was asking
-			return frame.Frame{}, c.retire(child)
-		default:
-		}
-	} else if restartIn > 0 {
-		if err := c.sleep(ctx, restartIn); err != nil {
-			return frame.Frame{}, err
-		}
+	select {
+	case <-child.done: // it died while nobody was asking
+		return frame.Frame{}, c.retire(child)
+	default:
 	}
 
 	mailbox := make(chan frame.Frame, 1)
@@ -259,18 +231,7 @@ func (c *Source) Capture(ctx context.Context) (frame.Frame, error) {
 		c.mu.Unlock()
 		return frame.Frame{}, fmt.Errorf("capture: %s: capture after close", c.source)
 	}
-	// Register before a restart, so every frame of the new child is fresh.
 	c.waiter = mailbox
-	if c.child == nil {
-		if err := c.startLocked(); err != nil {
-			c.waiter = nil
-			delay := c.bo.Next()
-			c.restartAt = c.now().Add(delay)
-			c.mu.Unlock()
-			return frame.Frame{}, fmt.Errorf("%w; next attempt in %v", err, delay.Round(time.Millisecond))
-		}
-	}
-	child = c.child
 	c.mu.Unlock()
 	return c.await(ctx, child, mailbox)
 }
@@ -336,21 +297,21 @@ func (c *Source) deliver(f frame.Frame) frame.Frame {
 	return f
 }
 
-// retire forgets a child whose group is gone, schedules the restart and
-// describes the death.
+// retire forgets a child whose group is gone and describes the death,
+// which every later Capture returns too. It logs at debug level only: the
+// Reopener that restarts the source logs the death (this error) once.
 func (c *Source) retire(child *process) error {
 	c.mu.Lock()
-	if c.child == child {
-		c.child = nil
-		c.stats.Exits++
-		c.stats.PID = 0
-		c.restartAt = c.now().Add(c.bo.Next())
+	defer c.mu.Unlock()
+	if c.dead != nil {
+		return c.dead
 	}
-	delay := max(c.restartAt.Sub(c.now()), 0)
-	c.mu.Unlock()
-	err := child.deathErr(c.name)
-	c.log.Warn("child ended", "source", c.source, "pid", child.pid, "err", err, "restart_in", delay)
-	return fmt.Errorf("%w; restarting in %v", err, delay.Round(time.Millisecond))
+	c.child = nil
+	c.stats.Exits++
+	c.stats.PID = 0
+	c.dead = child.deathErr(c.name)
+	c.log.Debug("child ended", "source", c.source, "pid", child.pid, "err", c.dead)
+	return c.dead
 }
 
 // Close stops the child's whole process group (SIGTERM, then SIGKILL after
@@ -454,10 +415,6 @@ func (c *Source) readFrames(child *process, done chan<- struct{}) {
 			break
 		}
 		c.stats.Frames++
-		if !child.gotFrame {
-			child.gotFrame = true
-			c.bo.Reset() // this run works: the next failure starts the schedule afresh
-		}
 		if c.waiter == nil || c.child != child {
 			c.stats.Discarded++
 			c.mu.Unlock()

@@ -203,21 +203,26 @@ func testOptions(t *testing.T, logs *testutil.Buffer, mode string, env ...string
 		Env:          append([]string{testHelperEnv + "=" + mode, "GORACE=atexit_sleep_ms=0"}, env...),
 		FrameTimeout: time.Minute, // tests that want a stall set their own
 		KillGrace:    300 * time.Millisecond,
-		Backoff:      backoff.Policy{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond, Multiplier: 2},
 		Logger:       slog.New(slog.NewTextHandler(logs, nil)),
 	}
 }
 
-// testSleeps records the backoff delays instead of sleeping.
+// testSleeps records the Reopener's backoff delays instead of sleeping;
+// then, if set, runs its hook.
 type testSleeps struct {
-	mu sync.Mutex
-	d  []time.Duration
+	mu   sync.Mutex
+	d    []time.Duration
+	then func(n int)
 }
 
 func (s *testSleeps) sleep(_ context.Context, d time.Duration) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.d = append(s.d, d)
+	n, then := len(s.d), s.then
+	s.mu.Unlock()
+	if then != nil {
+		then(n)
+	}
 	return nil
 }
 
@@ -227,11 +232,34 @@ func (s *testSleeps) get() []time.Duration {
 	return append([]time.Duration(nil), s.d...)
 }
 
-// testFixedHooks freeze the clock and the jitter, so that the backoff
-// delays handed to the sleep hook are exact.
-func testFixedHooks(s *testSleeps) hooks {
-	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	return hooks{now: func() time.Time { return t0 }, sleep: s.sleep, rand: func() float64 { return 1 }}
+// testReopener wraps command sources made from opts in the Reopener the
+// agent uses, with its jitter frozen and its sleeps recorded, and reports
+// the source it opened last.
+func testReopener(t *testing.T, opts Options, logs *testutil.Buffer, sleeps *testSleeps) (*capture.Reopener, func() *Source) {
+	t.Helper()
+	var mu sync.Mutex
+	var last *Source
+	r := capture.NewReopener(func(context.Context) (capture.Source, error) {
+		c, err := New(opts)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		last = c
+		mu.Unlock()
+		return c, nil
+	}, capture.ReopenOptions{
+		Name:    "command:command.test",
+		Backoff: backoff.Policy{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond, Multiplier: 2},
+		Sleep:   sleeps.sleep,
+		Rand:    func() float64 { return 1 },
+	}, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	t.Cleanup(func() { r.Close() })
+	return r, func() *Source {
+		mu.Lock()
+		defer mu.Unlock()
+		return last
+	}
 }
 
 // testEventually polls cond; it bounds a wait for another process, it
@@ -330,12 +358,14 @@ func TestCommandSourceDeliversOnlyFreshFrames(t *testing.T) {
 	}
 }
 
+// TestCommandSourceRestartsAfterExit: a dead child is reported, with its
+// exit status and last stderr lines, by every later Capture; the source
+// itself never restarts it (that is the Reopener's job, below).
 func TestCommandSourceRestartsAfterExit(t *testing.T) {
 	logs := &testutil.Buffer{}
-	sleeps := &testSleeps{}
 	opts := testOptions(t, logs, "frames",
 		"FRAMEPUSH_HELPER_N=2", "FRAMEPUSH_HELPER_EXIT=3", "FRAMEPUSH_HELPER_STDERR=camera warming up|giving up now")
-	c := testNew(t, opts, testFixedHooks(sleeps))
+	c := testNew(t, opts, hooks{})
 	firstPID := c.Stats().PID
 
 	var err error
@@ -345,34 +375,82 @@ func TestCommandSourceRestartsAfterExit(t *testing.T) {
 	if !errors.Is(err, capture.ErrDeviceGone) {
 		t.Fatalf("after the child exited: %v, want ErrDeviceGone", err)
 	}
-	for _, want := range []string{"exit status 3", "giving up now", fmt.Sprintf("pid %d", firstPID), "restarting in 10ms"} {
+	for _, want := range []string{"exit status 3", "giving up now", fmt.Sprintf("pid %d", firstPID)} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("death error %q lacks %q", err, want)
 		}
 	}
-	// The next Capture restarts the child after the backoff delay and
-	// gets its first frame: registered before the start, nothing is lost.
-	f, err := c.Capture(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	if strings.Contains(err.Error(), "restart") {
+		t.Errorf("death error %q promises a restart the source does not do", err)
 	}
-	if n := testFrameIndex(t, f); n != 1 {
-		t.Fatalf("first frame after the restart is the child's frame %d, want 1", n)
+	again, err2 := c.Capture(context.Background())
+	if !errors.Is(err2, capture.ErrDeviceGone) || err2.Error() != err.Error() || again.Data != nil {
+		t.Fatalf("capture after the death: %v, want the same death again", err2)
 	}
-	if got := sleeps.get(); len(got) != 1 || got[0] != 10*time.Millisecond {
-		t.Fatalf("backoff sleeps %v, want [10ms] (reset by the first child's frames)", got)
-	}
-	if st := c.Stats(); st.Starts != 2 || st.PID == firstPID {
-		t.Fatalf("stats after restart: %+v", st)
+	if st := c.Stats(); st.Starts != 1 || st.Exits != 1 || st.PID != 0 {
+		t.Fatalf("stats after the death: %+v, want 1 start, 1 exit, no restart", st)
 	}
 	if !strings.Contains(logs.String(), fmt.Sprintf("msg=\"child stderr\" source=command:command.test pid=%d line=\"camera warming up\"", firstPID)) {
 		t.Errorf("child stderr not logged line by line:\n%s", logs)
 	}
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("the source warned about the death itself; the Reopener does that once:\n%s", logs)
+	}
 }
 
+// TestCommandSourceReopenerIsTheOneRestarter: wrapped in the agent's
+// Reopener, every child death is one warning ("capture device lost, will
+// retry") carrying the child's exit and the delay the Reopener then waits,
+// with no second warning from the source and no second backoff.
+func TestCommandSourceReopenerIsTheOneRestarter(t *testing.T) {
+	logs := &testutil.Buffer{}
+	opts := testOptions(t, logs, "frames",
+		"FRAMEPUSH_HELPER_N=2", "FRAMEPUSH_HELPER_EXIT=3", "FRAMEPUSH_HELPER_STDERR=giving up now")
+	sleeps := &testSleeps{}
+	r, _ := testReopener(t, opts, logs, sleeps)
+	for i := 0; i < 3; i++ { // two frames per child: at least one death on the way
+		f, err := r.Capture(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		testFrameIndex(t, f)
+	}
+	st := r.Stats()
+	if st.Failures == 0 || st.Opens != st.Failures+1 {
+		t.Fatalf("reopener stats %+v: want one reopen per child death", st)
+	}
+	var warns, lost []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "level=WARN") {
+			warns = append(warns, l)
+		}
+		if strings.Contains(l, `msg="capture device lost, will retry"`) {
+			lost = append(lost, l)
+		}
+	}
+	if uint64(len(lost)) != st.Failures || len(warns) > len(lost) {
+		t.Fatalf("%d deaths, %d lost lines, %d warnings; want one line per death and no other warning:\n%s", st.Failures, len(lost), len(warns), logs)
+	}
+	got := sleeps.get()
+	if uint64(len(got)) != st.Failures {
+		t.Fatalf("%d backoff sleeps for %d deaths", len(got), st.Failures)
+	}
+	if !strings.Contains(lost[0], "exit status 3") || !strings.Contains(lost[0], "giving up now") ||
+		!strings.Contains(lost[0], "retry_in="+got[0].String()) {
+		t.Errorf("lost line %q lacks the exit, the stderr tail or retry_in=%v", lost[0], got[0])
+	}
+	for _, bad := range []string{"restart_in", "child ended", "device device"} {
+		if strings.Contains(logs.String(), bad) {
+			t.Errorf("log has %q:\n%s", bad, logs)
+		}
+	}
+}
+
+// TestCommandSourceBackoffGrowsCapsAndResets: the Reopener's schedule
+// applies to dying children: it grows and caps while they fail, and a
+// child that delivered starts it afresh.
 func TestCommandSourceBackoffGrowsCapsAndResets(t *testing.T) {
 	logs := &testutil.Buffer{}
-	sleeps := &testSleeps{}
 	ctl := t.TempDir() + "/ctl"
 	setMode := func(m string) {
 		if err := os.WriteFile(ctl, []byte(m), 0o644); err != nil {
@@ -380,40 +458,39 @@ func TestCommandSourceBackoffGrowsCapsAndResets(t *testing.T) {
 		}
 	}
 	setMode("fail")
-	c := testNew(t, testOptions(t, logs, "ctl", "FRAMEPUSH_HELPER_CTL="+ctl), testFixedHooks(sleeps))
-	for i := 0; i < 5; i++ {
-		_, err := c.Capture(context.Background())
-		if !errors.Is(err, capture.ErrDeviceGone) || !strings.Contains(err.Error(), "no cameras available") ||
-			!strings.Contains(err.Error(), "exit status 1") {
-			t.Fatalf("failing child, capture %d: %v", i+1, err)
+	sleeps := &testSleeps{then: func(n int) {
+		if n == 5 { // five failed children, then a camera
+			setMode("ok")
 		}
-	}
-	setMode("ok")
-	f, err := c.Capture(context.Background())
+	}}
+	r, last := testReopener(t, testOptions(t, logs, "ctl", "FRAMEPUSH_HELPER_CTL="+ctl), logs, sleeps)
+	f, err := r.Capture(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	testFrameIndex(t, f)
+	if st := r.Stats(); !strings.Contains(st.LastError, "no cameras available") || !strings.Contains(st.LastError, "exit status 1") {
+		t.Fatalf("failing children: last error %q", st.LastError)
+	}
 	// A crash after success starts the schedule afresh.
-	syscall.Kill(c.Stats().PID, syscall.SIGKILL)
-	for i := 0; err == nil; i++ {
+	syscall.Kill(last().Stats().PID, syscall.SIGKILL)
+	for i := 0; r.Stats().Failures < 6; i++ {
 		if i == 1000 {
 			t.Fatal("the killed child still delivers frames")
 		}
-		_, err = c.Capture(context.Background())
+		if _, err := r.Capture(context.Background()); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if !errors.Is(err, capture.ErrDeviceGone) || !strings.Contains(err.Error(), "signal: killed") {
-		t.Fatalf("killed child: %v", err)
-	}
-	if _, err := c.Capture(context.Background()); err != nil {
-		t.Fatal(err)
+	if st := r.Stats(); !strings.Contains(st.LastError, "signal: killed") {
+		t.Fatalf("killed child: last error %q", st.LastError)
 	}
 	ms := time.Millisecond
 	want := []time.Duration{10 * ms, 20 * ms, 40 * ms, 50 * ms, 50 * ms, 10 * ms}
 	if got := sleeps.get(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("backoff sleeps %v, want %v", got, want)
 	}
-	if st := c.Stats(); st.Starts != 7 || st.Exits != 6 {
+	if st := r.Stats(); st.Opens != 7 || st.Failures != 6 {
 		t.Fatalf("stats %+v, want 7 starts and 6 exits", st)
 	}
 }

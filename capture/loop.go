@@ -102,8 +102,8 @@ func (l *Looper) Stats() LoopStats {
 //
 // A goroutine of its own waits for the trigger, so edges are seen while a
 // capture runs; events that come while one is being served collapse into
-// one pending event, the newest (the others counted in Coalesced): a slow
-// capture never causes a burst. For each event Run emits up to Event.Pre of the most recent ring
+// one Pending event, the newest (the others counted in Coalesced): a slow
+// capture never causes a burst. See Pending for an edge's whole path. For each event Run emits up to Event.Pre of the most recent ring
 // frames (Trigger "pre-trigger", oldest first; the ring is then emptied so
 // no frame goes out twice), then captures Event.Frames frames (Trigger =
 // event kind), each exposed after the event since Source.Capture returns
@@ -123,7 +123,7 @@ func (l *Looper) Run(ctx context.Context) error {
 		return errors.New("capture: Looper.Run called twice")
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	evCh := make(chan Event, 1)
+	pending := NewPending()
 	errCh := make(chan error, 1)
 	waiterDone := make(chan struct{})
 	go func() {
@@ -136,17 +136,8 @@ func (l *Looper) Run(ctx context.Context) error {
 				}
 				return
 			}
-			select {
-			case evCh <- ev:
-			default:
-				// Keep the newest: a stale event still pending (an edge
-				// of a finished active period, say) must not shadow it.
-				select {
-				case <-evCh:
-					l.coalesced.Add(1)
-				default: // Run took it meanwhile
-				}
-				evCh <- ev // only this goroutine sends, so there is room
+			if pending.Put(ev) { // the newest wins, see Pending
+				l.coalesced.Add(1)
 			}
 		}
 	}()
@@ -166,24 +157,24 @@ func (l *Looper) Run(ctx context.Context) error {
 	// Ring frames older than this went stale while captures failed.
 	ringMaxAge := max(2*time.Duration(ring.cap()+1)*prePeriod, 5*time.Second)
 
-	var pending *Event
+	var next *Event
 	var activeEnd time.Time // when the last active period was seen to end
 	for {
-		if pending == nil {
+		if next == nil {
 			select { // an event beats a ring refill
-			case ev := <-evCh:
-				pending = &ev
+			case ev := <-pending.C():
+				next = &ev
 			default:
 			}
 		}
-		if pending == nil {
+		if next == nil {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case err := <-errCh:
 				return fmt.Errorf("capture: trigger: %w", err)
-			case ev := <-evCh:
-				pending = &ev
+			case ev := <-pending.C():
+				next = &ev
 			case <-preTick:
 				f, ok, err := l.capture(ctx)
 				if err != nil {
@@ -195,8 +186,8 @@ func (l *Looper) Run(ctx context.Context) error {
 				continue
 			}
 		}
-		ev := *pending
-		pending = nil
+		ev := *next
+		next = nil
 		if !activeEnd.IsZero() && !ev.Time.IsZero() && !ev.Time.After(activeEnd) {
 			// An edge from before the active period was seen to end
 			// belongs to it (a bounce, the release of a "both" line).

@@ -71,7 +71,7 @@ type Stats struct {
 	Edges     uint64 // edges reported by the driver
 	Accepted  uint64 // edges that became events
 	Debounced uint64 // edges dropped inside the debounce window
-	Dropped   uint64 // accepted edges dropped because an earlier event was still undelivered
+	Dropped   uint64 // accepted edges replaced by a newer one before delivery
 }
 
 // Trigger fires on edges of one GPIO input line (Kind "gpio").
@@ -79,7 +79,8 @@ type Stats struct {
 // A goroutine of its own waits for edges and timestamps each one when it
 // wakes (periph does not pass on the kernel's timestamp), so debouncing
 // does not depend on how soon Wait is called. At most one event waits for
-// delivery; later ones are counted in Stats.Dropped.
+// delivery, in a capture.Pending: a newer edge replaces it (the newest
+// wins, the rule Looper applies too), counted in Stats.Dropped.
 type Trigger struct {
 	pin     gpio.PinIn
 	release func() // gives the line back to the kernel; nil for caller-owned pins
@@ -88,7 +89,7 @@ type Trigger struct {
 	active  gpio.Level
 	log     *slog.Logger
 
-	events    chan capture.Event
+	events    *capture.Pending
 	done      chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
@@ -97,7 +98,7 @@ type Trigger struct {
 	pinMu  sync.Mutex // guards pin.Read against release
 	closed bool
 
-	edges, accepted, debounced, dropped atomic.Uint64
+	edges, accepted, debounced atomic.Uint64
 }
 
 // pollInterval bounds each WaitForEdge call. periph's WaitForEdge treats a
@@ -170,7 +171,7 @@ func newTrigger(pin gpio.PinIn, name string, release func(), o Options) (*Trigge
 	}
 	t := &Trigger{
 		pin: pin, release: release, name: name, opts: o, active: active, log: log,
-		events: make(chan capture.Event, 1),
+		events: capture.NewPending(),
 		done:   make(chan struct{}),
 	}
 	t.wg.Add(1)
@@ -226,12 +227,8 @@ func (t *Trigger) watch() {
 		if t.opts.WhileActive {
 			ev.Active = t.Active
 		}
-		select {
-		case t.events <- ev:
-			t.log.Debug("gpio edge", "line", t.name)
-		default:
-			t.dropped.Add(1)
-		}
+		t.events.Put(ev) // the newest wins, see capture.Pending
+		t.log.Debug("gpio edge", "line", t.name)
 	}
 }
 
@@ -243,7 +240,7 @@ func (t *Trigger) Wait(ctx context.Context) (capture.Event, error) {
 	default:
 	}
 	select {
-	case ev := <-t.events:
+	case ev := <-t.events.C():
 		return ev, nil
 	case <-ctx.Done():
 		return capture.Event{}, ctx.Err()
@@ -265,11 +262,11 @@ func (t *Trigger) Active() bool {
 
 // Stats returns the counters so far.
 func (t *Trigger) Stats() Stats {
-	return Stats{Edges: t.edges.Load(), Accepted: t.accepted.Load(), Debounced: t.debounced.Load(), Dropped: t.dropped.Load()}
+	return Stats{Edges: t.edges.Load(), Accepted: t.accepted.Load(), Debounced: t.debounced.Load(), Dropped: t.events.Replaced()}
 }
 
 // Coalesced reports Stats.Dropped, so Loop's statistics include it.
-func (t *Trigger) Coalesced() uint64 { return t.dropped.Load() }
+func (t *Trigger) Coalesced() uint64 { return t.events.Replaced() }
 
 // Close makes pending and later Waits return capture.ErrTriggerClosed at once,
 // stops the edge goroutine (within one poll of pollInterval at worst; Halt

@@ -109,7 +109,7 @@ func TestGPIOBothEdgesAndDroppedEvents(t *testing.T) {
 	if ev := testWait(t, tr); ev.Frames != 1 {
 		t.Fatalf("event %+v, want 1 frame by default", ev)
 	}
-	// Nobody waits: the first edge is kept, the second dropped, not queued.
+	// Nobody waits: the second edge replaces the first, nothing is queued.
 	testEdge(t, p, gpio.High)
 	testEdge(t, p, gpio.Low)
 	testEventually(t, "four accepted edges", func() bool { return tr.Stats().Accepted == 4 })
@@ -121,6 +121,27 @@ func TestGPIOBothEdgesAndDroppedEvents(t *testing.T) {
 	defer cancel()
 	if ev, err := tr.Wait(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("a dropped event came through: %+v, %v", ev, err)
+	}
+}
+
+// Edges that nobody has taken merge into the newest, the rule the capture
+// loop applies too (the trigger used to keep the oldest).
+func TestGPIOPendingEdgeIsTheNewest(t *testing.T) {
+	p := testPin()
+	clock := capturetest.NewClock()
+	tr := testNew(t, p, Options{Edge: "rising", Pull: "down", now: clock.Now})
+	first := clock.Now()
+	testEdge(t, p, gpio.High)
+	testEventually(t, "the first edge", func() bool { return tr.Stats().Accepted == 1 })
+	clock.Advance(time.Second)
+	testEdge(t, p, gpio.High)
+	testEventually(t, "the second edge", func() bool { return tr.Stats().Accepted == 2 })
+	ev := testWait(t, tr)
+	if !ev.Time.Equal(first.Add(time.Second)) {
+		t.Fatalf("delivered the edge of %v, want the newest (%v)", ev.Time, first.Add(time.Second))
+	}
+	if s := tr.Stats(); s.Dropped != 1 || tr.Coalesced() != 1 {
+		t.Fatalf("stats %+v, want the older edge counted as dropped", s)
 	}
 }
 

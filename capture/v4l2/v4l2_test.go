@@ -161,7 +161,7 @@ func TestV4L2ControlNames(t *testing.T) {
 		"  Gain ":                  "gain",
 	} {
 		if got := controlName(in); got != want {
-			t.Errorf("v4lControlName(%q) = %q, want %q", in, got, want)
+			t.Errorf("controlName(%q) = %q, want %q", in, got, want)
 		}
 		if controlKey(in) != controlKey(want) || controlKey(in) != controlKey(strings.ToUpper(strings.ReplaceAll(want, "_", " "))) {
 			t.Errorf("%q does not match %q", in, want)

@@ -8,9 +8,8 @@ import (
 	"sync"
 	"time"
 
-	"framepush/internal/backoff"
-
 	"framepush/frame"
+	"framepush/internal/backoff"
 )
 
 // ErrGaveUp is returned by a Reopener once its device has been unusable

@@ -12,10 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"framepush/frame"
 	"framepush/internal/backoff"
 	"framepush/internal/testutil"
-
-	"framepush/frame"
 )
 
 // reopenTestClock is a fake clock whose Sleep only moves time on.

@@ -13,11 +13,10 @@ import (
 	"sync"
 	"time"
 
-	"framepush/internal/logging"
-
 	"framepush/capture"
 	"framepush/capture/mjpeg"
 	"framepush/frame"
+	"framepush/internal/logging"
 )
 
 // Command-source defaults.

@@ -21,11 +21,10 @@ import (
 	"testing"
 	"time"
 
-	"framepush/internal/backoff"
-	"framepush/internal/testutil"
-
 	"framepush/capture"
 	"framepush/frame"
+	"framepush/internal/backoff"
+	"framepush/internal/testutil"
 )
 
 // The command source is tested against real child processes: the test

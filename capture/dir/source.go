@@ -13,11 +13,10 @@ import (
 	"strings"
 	"time"
 
-	"framepush/internal/logging"
-
 	"framepush/capture"
 	"framepush/capture/mjpeg"
 	"framepush/frame"
+	"framepush/internal/logging"
 )
 
 // ErrExhausted is returned by a Source that is not looping once every

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"framepush/config"
+	"framepush/frame"
 	"framepush/internal/backoff"
 	"framepush/sender"
 	"framepush/wire"
@@ -261,14 +262,14 @@ func sendFiles(ctx context.Context, s *sender.Sender, files []string, retryFor t
 }
 
 // formatOf names an image format from its magic bytes.
-func formatOf(b []byte) string {
+func formatOf(b []byte) frame.Format {
 	switch {
 	case bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}):
-		return "jpeg"
+		return frame.JPEG
 	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
-		return "png"
+		return frame.PNG
 	}
-	return "bin"
+	return frame.Bin
 }
 
 // roundDuration keeps three significant digits or so for humans.

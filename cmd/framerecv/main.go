@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"framepush/config"
+	"framepush/internal/bytesize"
 	"framepush/internal/logging"
 	"framepush/internal/version"
 	"framepush/receiver"
@@ -103,11 +103,11 @@ func (f sizeFlag) String() string {
 	if f.v == nil {
 		return ""
 	}
-	return config.ByteSize(*f.v).String()
+	return bytesize.Size(*f.v).String()
 }
 
 func (f sizeFlag) Set(s string) error {
-	n, err := config.ParseByteSize(s)
+	n, err := bytesize.Parse(s)
 	if err != nil {
 		return err
 	}
@@ -205,7 +205,7 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 			return nil, fmt.Errorf("--store: %v", err)
 		}
 		if s.s3Memory < s.maxFrame {
-			return nil, fmt.Errorf("--s3-memory %s is below --max-frame-size %s: a frame that large could never be held", config.ByteSize(s.s3Memory), config.ByteSize(s.maxFrame))
+			return nil, fmt.Errorf("--s3-memory %s is below --max-frame-size %s: a frame that large could never be held", bytesize.Size(s.s3Memory), bytesize.Size(s.maxFrame))
 		}
 	} else if s.s3Endpoint != "" {
 		return nil, fmt.Errorf("--s3-endpoint needs --store s3://BUCKET[/PREFIX]")

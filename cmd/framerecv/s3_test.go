@@ -17,7 +17,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/internal/testutil"
 	"framepush/internal/testutil/s3test"
 	"framepush/sender"
@@ -264,7 +264,7 @@ func fleetScenario(t *testing.T, gw *s3test.Server, breakStore func()) {
 			for seq := uint64(1); seq <= perAgent; seq++ {
 				data := bytes.Repeat([]byte{byte(seq), byte(i)}, 8000+int(seq))
 				copy(data, "\xFF\xD8\xFF\xE0")
-				f := capture.Frame{Data: data, Seq: seq, Time: base.Add(time.Duration(seq) * time.Second)}
+				f := frame.Frame{Data: data, Seq: seq, Time: base.Add(time.Duration(seq) * time.Second)}
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				err := s.Deliver(ctx, f)
 				cancel()

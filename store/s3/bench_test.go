@@ -14,7 +14,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/receiver"
 	"framepush/sender"
 	s3store "framepush/store/s3"
@@ -84,7 +84,7 @@ func benchS3(b *testing.B, size, agents int) {
 	b.SetBytes(int64(size))
 	b.ResetTimer()
 	took := run(func(i int, n int64) error {
-		f := capture.Frame{Data: payload, Seq: uint64(n), Time: base.Add(time.Duration(n))}
+		f := frame.Frame{Data: payload, Seq: uint64(n), Time: base.Add(time.Duration(n))}
 		return senders[i].Deliver(context.Background(), f)
 	})
 	b.StopTimer()

@@ -18,7 +18,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/internal/testutil"
 	"framepush/internal/testutil/s3test"
 	"framepush/receiver"
@@ -117,8 +117,8 @@ func jpeg(seq uint64, n int) []byte {
 
 var captureBase = time.Date(2026, 11, 24, 5, 40, 0, 0, time.UTC)
 
-func frame(seq uint64, n int) capture.Frame {
-	return capture.Frame{Data: jpeg(seq, n), Format: "jpeg", Seq: seq, Time: captureBase.Add(time.Duration(seq) * time.Millisecond), Source: "test"}
+func testFrame(seq uint64, n int) frame.Frame {
+	return frame.Frame{Data: jpeg(seq, n), Format: "jpeg", Seq: seq, Time: captureBase.Add(time.Duration(seq) * time.Millisecond), Source: "test"}
 }
 
 func newSender(t *testing.T, addrs []string, name string, sum wire.Checksum) *sender.Sender {
@@ -132,7 +132,7 @@ func newSender(t *testing.T, addrs []string, name string, sum wire.Checksum) *se
 	return s
 }
 
-func deliver(t *testing.T, s *sender.Sender, f capture.Frame) {
+func deliver(t *testing.T, s *sender.Sender, f frame.Frame) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -195,7 +195,7 @@ func TestFramesLandByteIdenticalWithMetadata(t *testing.T) {
 		name := fmt.Sprintf("cam-%d", i)
 		s := newSender(t, []string{r.addr}, name, sum)
 		for j, n := range sizes {
-			f := frame(uint64(j+1), n)
+			f := testFrame(uint64(j+1), n)
 			if n == 1 {
 				f.Data = []byte{0x42}
 			}
@@ -273,7 +273,7 @@ func TestFrameWithoutIDGetsNonCollidingKey(t *testing.T) {
 	}
 	defer s.Close(context.Background())
 	for i := range 3 {
-		deliver(t, s, capture.Frame{Data: jpeg(uint64(i), 3000), Seq: uint64(i + 1), Time: captureBase})
+		deliver(t, s, frame.Frame{Data: jpeg(uint64(i), 3000), Seq: uint64(i + 1), Time: captureBase})
 	}
 	got := objects(t, r.gw)
 	if len(got) != 3 {
@@ -294,7 +294,7 @@ func TestFrameWithoutIDGetsNonCollidingKey(t *testing.T) {
 // is kept under a key of its own.
 func TestResendIsStoredOnce(t *testing.T) {
 	r := start(t, s3store.Config{}, receiver.Options{})
-	f := frame(7, 50000)
+	f := testFrame(7, 50000)
 	for range 3 {
 		s := newSender(t, []string{r.addr}, "porch", wire.ChecksumSHA256)
 		deliver(t, s, f) // a fresh sender each time: the same frame, resent
@@ -389,7 +389,7 @@ func TestStoreStoppedAndKilledMidStream(t *testing.T) {
 	r := start(t, s3store.Config{Timeout: 1500 * time.Millisecond, ProbeEvery: 100 * time.Millisecond}, receiver.Options{})
 	var (
 		mu    sync.Mutex
-		acked []capture.Frame
+		acked []frame.Frame
 	)
 	stop := make(chan struct{})
 	agentDone := make(chan struct{})
@@ -408,7 +408,7 @@ func TestStoreStoppedAndKilledMidStream(t *testing.T) {
 				return
 			default:
 			}
-			f := frame(seq, 20000)
+			f := testFrame(seq, 20000)
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			err := s.Deliver(ctx, f)
 			cancel()

@@ -33,6 +33,7 @@ type conn struct {
 	peer   string
 	folder string // client folder when the frame carries no name=
 	log    *slog.Logger
+	keep   []byte // the payload being received, for Stored.Data (Options.KeepData)
 
 	mu      sync.Mutex
 	idle    bool // between frames: Shutdown may close it at once
@@ -297,6 +298,10 @@ func (c *conn) receive(req wire.Request) *failure {
 	if err := c.answer(answerGotSize); err != nil {
 		return &failure{reason: ReasonDisconnect, msg: "cannot send GOT SIZE", err: err}
 	}
+	c.keep = nil
+	if o.KeepData > 0 && n <= o.KeepData && s.opt.OnFrame != nil {
+		c.keep = make([]byte, 0, n)
+	}
 	ext, f2 := c.copyPayload(f, req, n)
 	if f2 != nil {
 		return f2
@@ -335,7 +340,8 @@ func (c *conn) receive(req wire.Request) *failure {
 	s.m.bytes.AddInt64(n)
 	s.m.frameTime.Update(took.Seconds())
 	if s.opt.OnFrame != nil {
-		s.opt.OnFrame(Stored{Path: final, Size: n, Peer: c.peer, Client: client, Meta: req.Meta, Duration: took})
+		s.opt.OnFrame(Stored{Path: final, Size: n, Peer: c.peer, Client: client, Meta: req.Meta, Duration: took, Stamp: stamp, Data: c.keep})
+		c.keep = nil
 	}
 	c.log.Debug("frame stored", "path", final, "bytes", n, "duration", took)
 	if err := c.answer(answerGotImage); err != nil {
@@ -407,6 +413,9 @@ func (c *conn) copyPayload(f *os.File, req wire.Request, n int64) (string, *fail
 			headN += copy(head[headN:], chunk)
 		}
 		_, _ = v.Write(chunk)
+		if c.keep != nil {
+			c.keep = append(c.keep, chunk...)
+		}
 		if _, err := f.Write(chunk); err != nil {
 			return "", storeFailure("cannot write the frame", err)
 		}

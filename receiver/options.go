@@ -82,6 +82,11 @@ type Options struct {
 	// and before GOT IMAGE is sent. It runs on the connection's goroutine,
 	// so it must be quick; tests and tools use it.
 	OnFrame func(Stored)
+
+	// KeepData, if positive, makes the receiver hand each stored frame's
+	// payload to OnFrame in Stored.Data when the frame is at most KeepData
+	// bytes (larger frames come with Data nil). Zero keeps no payload.
+	KeepData int64
 }
 
 // Stored describes a frame that was stored.
@@ -92,6 +97,13 @@ type Stored struct {
 	Client   string        // folder under Dir: the extension's name, else the peer IP
 	Meta     wire.Meta     // extension tokens sent with the frame, if any
 	Duration time.Duration // from the SIZE request to the frame being durable
+	Stamp    time.Time     // when the frame became durable (its arrival stamp)
+
+	// Data is the payload, set only with Options.KeepData and a frame of
+	// at most that size. It is a fresh slice per frame that the receiver
+	// never touches again: OnFrame owns it and may keep it and share it
+	// with other goroutines, but none of them may modify it.
+	Data []byte
 }
 
 // withDefaults validates o and fills its zero fields.

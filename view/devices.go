@@ -171,13 +171,14 @@ func contentType(b []byte) string {
 // Record updates the state with one stored frame. It is the receiver's
 // OnFrame (or part of it): quick, and it never blocks on viewers.
 func (d *Devices) Record(st receiver.Stored) {
-	now := st.Stamp
-	if now.IsZero() {
-		now = d.opt.Now()
+	now := d.opt.Now()
+	stored := st.Stamp
+	if stored.IsZero() {
+		stored = now
 	}
-	e := &entry{ID: st.Meta.ID, Capture: st.Meta.Time, Stored: now, Size: st.Size, Location: st.Path, Type: contentType(st.Data), data: st.Data}
+	e := &entry{ID: st.Meta.ID, Capture: st.Meta.Time, Stored: stored, Size: st.Size, Location: st.Path, Type: contentType(st.Data), data: st.Data}
 	if !st.Meta.Time.IsZero() {
-		e.Latency, e.HasLat = now.Sub(st.Meta.Time), true
+		e.Latency, e.HasLat = stored.Sub(st.Meta.Time), true
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -199,7 +200,7 @@ func (d *Devices) Record(st receiver.Stored) {
 		dev.tooLarge++
 	}
 	if e.Type != "" {
-		dev.latest.Set(&mjpeg.Image{Data: st.Data, ContentType: e.Type, Time: now})
+		dev.latest.Set(&mjpeg.Image{Data: st.Data, ContentType: e.Type, Time: stored})
 	} else {
 		e.data = nil
 	}

@@ -1,7 +1,6 @@
 package view
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -304,4 +303,3 @@ func TestBounds(t *testing.T) {
 	}
 }
 
-var _ = bufio.NewReader

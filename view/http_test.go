@@ -302,4 +302,3 @@ func TestBounds(t *testing.T) {
 		t.Fatalf("%d recent, %d kept with images (%d bytes each, budget 3000)", len(s.Recent), kept, len(f))
 	}
 }
-

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"framepush/internal/testutil/pushtest"
 	"image/png"
 	"os"
 	"os/exec"
@@ -67,16 +68,16 @@ func TestPageInChromium(t *testing.T) {
 	e := start(t, Options{StaleAfter: time.Minute, Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }}, nil)
 	p := e.dial(t)
 	for i := range 4 {
-		p.send("porch", fmt.Sprintf("r1-%d", i+1), jpegFrame(t, i, 640, 480))
+		p.MustSend("porch", fmt.Sprintf("r1-%d", i+1), pushtest.JPEG(t, i, 640, 480))
 	}
-	p.send("garden", "r9-1", jpegFrame(t, 5, 640, 480))
-	p.send("garden", "r9-3", jpegFrame(t, 6, 640, 480)) // one lost
-	p.send("garage", "r4-1", jpegFrame(t, 7, 640, 480))
+	p.MustSend("garden", "r9-1", pushtest.JPEG(t, 5, 640, 480))
+	p.MustSend("garden", "r9-3", pushtest.JPEG(t, 6, 640, 480)) // one lost
+	p.MustSend("garage", "r4-1", pushtest.JPEG(t, 7, 640, 480))
 	// The garage then goes silent for five minutes.
 	skew.Store(int64(5 * time.Minute))
 	// Fresh frames from the others, so only the garage is stale.
-	p.send("porch", "r1-5", jpegFrame(t, 8, 640, 480))
-	p.send("garden", "r9-4", jpegFrame(t, 9, 640, 480))
+	p.MustSend("porch", "r1-5", pushtest.JPEG(t, 8, 640, 480))
+	p.MustSend("garden", "r9-4", pushtest.JPEG(t, 9, 640, 480))
 
 	dom := string(chromium(t, bin, "--virtual-time-budget=5000", "--dump-dom", e.web.URL+"/"))
 	if !strings.Contains(dom, `data-live="ok"`) {

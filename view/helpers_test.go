@@ -3,9 +3,6 @@ package view
 import (
 	"bytes"
 	"context"
-	"image"
-	"image/color"
-	"image/jpeg"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,25 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"framepush/internal/testutil/pushtest"
 	"framepush/receiver"
-	"framepush/wire"
 )
-
-// jpegFrame is a real, decodable JPEG, different for each i.
-func jpegFrame(t testing.TB, i int, w, h int) []byte {
-	t.Helper()
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := range h {
-		for x := range w {
-			img.Set(x, y, color.RGBA{uint8(x*255/w + i*37), uint8(y*255/h + i*11), uint8(i * 53), 255})
-		}
-	}
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 85}); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
-}
 
 // env is a real receiver on loopback feeding Devices, and its HTTP side
 // served by net/http on loopback.
@@ -76,40 +57,7 @@ func start(t *testing.T, o Options, hook func(receiver.Stored)) *env {
 	return e
 }
 
-// pusher is one persistent framepush-style connection.
-type pusher struct {
-	t  testing.TB
-	c  net.Conn
-	ar *wire.AnswerReader
-}
-
-func (e *env) dial(t testing.TB) *pusher {
-	t.Helper()
-	c, err := net.Dial("tcp", e.recv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return &pusher{t: t, c: c, ar: wire.NewAnswerReader(c)}
-}
-
-// send delivers one frame with the extension and waits for GOT IMAGE.
-func (p *pusher) send(name, id string, data []byte) {
-	p.t.Helper()
-	m := &wire.Meta{Name: name, ID: id, Time: time.Now()}
-	if _, err := p.c.Write(wire.AppendSize(nil, int64(len(data)), m, wire.TermLF)); err != nil {
-		p.t.Fatal(err)
-	}
-	if err := p.ar.Expect(wire.GotSize); err != nil {
-		p.t.Fatal(err)
-	}
-	if _, err := p.c.Write(data); err != nil {
-		p.t.Fatal(err)
-	}
-	if err := p.ar.Expect(wire.GotImage); err != nil {
-		p.t.Fatal(err)
-	}
-}
+func (e *env) dial(t testing.TB) *pushtest.Conn { return pushtest.Dial(t, e.recv) }
 
 func get(t testing.TB, url string, hdr ...string) (*http.Response, []byte) {
 	t.Helper()

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"framepush/internal/testutil"
+	"framepush/internal/testutil/pushtest"
 )
 
 type apiDevices struct {
@@ -44,12 +45,12 @@ func TestLatestAPIAndPages(t *testing.T) {
 	p := e.dial(t)
 	var porch [][]byte
 	for i := range 3 {
-		f := jpegFrame(t, i, 64, 48)
+		f := pushtest.JPEG(t, i, 64, 48)
 		porch = append(porch, f)
-		p.send("porch", fmt.Sprintf("run1-%d", i+1), f)
+		p.MustSend("porch", fmt.Sprintf("run1-%d", i+1), f)
 	}
-	gate := jpegFrame(t, 9, 32, 24)
-	p.send("gate", "run7-1", gate)
+	gate := pushtest.JPEG(t, 9, 32, 24)
+	p.MustSend("gate", "run7-1", gate)
 
 	devs := devicesJSON(t, e)
 	if len(devs) != 2 {
@@ -74,8 +75,8 @@ func TestLatestAPIAndPages(t *testing.T) {
 	if r, _ := get(t, e.web.URL+"/devices/porch/latest.jpg", "If-None-Match", etag); r.StatusCode != http.StatusNotModified {
 		t.Fatalf("If-None-Match the current ETag: %s, want 304", r.Status)
 	}
-	next := jpegFrame(t, 3, 64, 48)
-	p.send("porch", "run1-4", next)
+	next := pushtest.JPEG(t, 3, 64, 48)
+	p.MustSend("porch", "run1-4", next)
 	resp, body = get(t, e.web.URL+"/devices/porch/latest.jpg", "If-None-Match", etag)
 	if resp.StatusCode != 200 || !bytes.Equal(body, next) || resp.Header.Get("ETag") == etag {
 		t.Fatalf("after a new frame: %s, ETag %q (was %q)", resp.Status, resp.Header.Get("ETag"), etag)
@@ -114,12 +115,12 @@ func TestLatestAPIAndPages(t *testing.T) {
 func TestLossAndDuplicatesFromIDs(t *testing.T) {
 	e := start(t, Options{}, nil)
 	p := e.dial(t)
-	f := jpegFrame(t, 1, 16, 16)
+	f := pushtest.JPEG(t, 1, 16, 16)
 	for _, id := range []string{"a-1", "a-2", "a-5", "a-5", "a-6", "a-3", "a-6"} {
-		p.send("cam", id, f)
+		p.MustSend("cam", id, f)
 	}
 	for _, id := range []string{"1", "2", "4"} { // an old agent: plain numbers
-		p.send("old", id, f)
+		p.MustSend("old", id, f)
 	}
 	devs := devicesJSON(t, e)
 	if c := devs["cam"].IDs; c.Lost != 1 || c.Duplicates != 2 || c.Late != 1 || c.Runs != 1 {
@@ -166,8 +167,8 @@ func nextPart(t *testing.T, mr *multipart.Reader) []byte {
 func TestStreamPartsAreTheFramesSent(t *testing.T) {
 	e := start(t, Options{}, nil)
 	p := e.dial(t)
-	first := jpegFrame(t, 0, 80, 60)
-	p.send("cam", "r-1", first)
+	first := pushtest.JPEG(t, 0, 80, 60)
+	p.MustSend("cam", "r-1", first)
 	var readers []*multipart.Reader
 	for range 3 { // many viewers at once
 		mr, body := openStream(t, e.web.URL+"/devices/cam/stream.mjpg")
@@ -180,8 +181,8 @@ func TestStreamPartsAreTheFramesSent(t *testing.T) {
 		}
 	}
 	for i := 1; i < 6; i++ {
-		f := jpegFrame(t, i, 80, 60)
-		p.send("cam", fmt.Sprintf("r-%d", i+1), f)
+		f := pushtest.JPEG(t, i, 80, 60)
+		p.MustSend("cam", fmt.Sprintf("r-%d", i+1), f)
 		for _, mr := range readers {
 			if got := nextPart(t, mr); !bytes.Equal(got, f) {
 				t.Fatalf("part %d is not frame %d", i, i)
@@ -201,9 +202,9 @@ func TestStalledViewerDoesNotBlockDelivery(t *testing.T) {
 	p := e.dial(t)
 	frames := make([][]byte, 0, 200)
 	for i := range 8 {
-		frames = append(frames, jpegFrame(t, i, 640, 480)) // tens of KiB each
+		frames = append(frames, pushtest.JPEG(t, i, 640, 480)) // tens of KiB each
 	}
-	p.send("cam", "r-1", frames[0])
+	p.MustSend("cam", "r-1", frames[0])
 	// A raw client that asks for the stream and never reads.
 	stalled, err := net.Dial("tcp", e.web.Listener.Addr().String())
 	if err != nil {
@@ -219,7 +220,7 @@ func TestStalledViewerDoesNotBlockDelivery(t *testing.T) {
 
 	const n = 300
 	for i := 2; i <= n; i++ {
-		p.send("cam", fmt.Sprintf("r-%d", i), frames[i%len(frames)])
+		p.MustSend("cam", fmt.Sprintf("r-%d", i), frames[i%len(frames)])
 	}
 	last := frames[n%len(frames)]
 	// The slow reader sees at most the part that was being written when
@@ -277,19 +278,19 @@ func TestBounds(t *testing.T) {
 	var evicted []string
 	e := start(t, Options{MaxDevices: 2, Recent: 10, RecentBytes: 3000, OnEvict: func(n string) { mu.Lock(); evicted = append(evicted, n); mu.Unlock() }}, nil)
 	p := e.dial(t)
-	f := jpegFrame(t, 1, 32, 32)
+	f := pushtest.JPEG(t, 1, 32, 32)
 	if len(f) > 1500 {
 		t.Fatalf("test frame of %d bytes is too big for this test", len(f))
 	}
 	for _, n := range []string{"a", "b", "c"} {
-		p.send(n, "", f)
+		p.MustSend(n, "", f)
 	}
 	devs := devicesJSON(t, e)
 	if _, ok := devs["a"]; ok || len(devs) != 2 || len(evicted) != 1 || evicted[0] != "a" {
 		t.Fatalf("devices %v, evicted %v: want a evicted", devs, evicted)
 	}
 	for range 20 {
-		p.send("b", "", f)
+		p.MustSend("b", "", f)
 	}
 	s, _ := e.d.State("b")
 	kept := 0

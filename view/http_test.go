@@ -223,13 +223,15 @@ func TestStalledViewerDoesNotBlockDelivery(t *testing.T) {
 		p.MustSend("cam", fmt.Sprintf("r-%d", i), frames[i%len(frames)])
 	}
 	last := frames[n%len(frames)]
-	// The slow reader sees at most the part that was being written when
-	// it stopped, then the newest frame.
+	// The slow reader first gets what the kernel's socket buffers held
+	// when it stopped reading (a few parts), then the newest frame: not
+	// the hundreds sent meanwhile.
 	for k := 0; ; k++ {
 		if got := nextPart(t, mr); bytes.Equal(got, last) {
+			t.Logf("slow viewer: %d buffered parts, then the newest of %d frames", k, n)
 			break
 		}
-		if k > 2 {
+		if k > n/10 {
 			t.Fatalf("slow viewer still reading old frames after %d parts: a backlog", k)
 		}
 	}

@@ -292,9 +292,9 @@ func secs(d time.Duration) *float64 { f := d.Seconds(); return &f }
 
 func deviceURL(name string) string { return "/devices/" + pathEscape(name) + "/" }
 
-// pathEscape escapes a device name for a path segment. Names are wire
-// tokens or peer folders ([A-Za-z0-9._:+-]), which need no escaping but
-// for ':'  on some clients; escape anything else defensively.
+// pathEscape escapes a device name for a URL path segment. Names are wire
+// tokens or peer folders ([A-Za-z0-9._:+-]); ':' and '+' are escaped for
+// the clients that read them specially, and anything else defensively.
 func pathEscape(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {

@@ -111,7 +111,8 @@ type Publisher struct {
 	dropped   map[string]*metrics.Counter
 
 	// owned by the publishing goroutine
-	devices map[string]*deviceState
+	devices    map[string]*deviceState
+	warnedDown bool
 }
 
 type deviceState struct {
@@ -270,6 +271,12 @@ func (p *Publisher) run() {
 			p.connected()
 		case <-tick.C:
 			p.checkStale()
+			if !p.client.IsConnectionOpen() && !p.warnedDown {
+				// paho retries quietly; say it once per outage.
+				p.warnedDown = true
+				p.log.Warn("not connected to the MQTT broker; retrying, events are dropped and counted meanwhile",
+					"dropped_disconnected", p.Dropped(DropDisconnected))
+			}
 		case e := <-p.events:
 			p.publishEvent(e)
 		}
@@ -319,6 +326,7 @@ func (p *Publisher) publish(topic string, retained bool, payload []byte) error {
 var errNotConnected = errors.New("not connected")
 
 func (p *Publisher) connected() {
+	p.warnedDown = false
 	p.log.Info("connected to the MQTT broker", "devices", len(p.devices))
 	if err := p.publish(p.topic("status"), true, []byte("online")); err != nil {
 		p.log.Warn("cannot publish the receiver's status", "error", err)
@@ -352,16 +360,21 @@ func (p *Publisher) announce(name string, d *deviceState) error {
 	return nil
 }
 
+// isoTime formats t for Home Assistant's timestamp sensor: ISO 8601 with
+// the zone and microseconds (Python's datetime parses at most 6 fractional
+// digits, and Go's RFC3339Nano writes 9).
+func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000Z07:00") }
+
 // EventJSON is the payload of <prefix>/<device>/event.
 type EventJSON struct {
-	Device      string    `json:"device"`
-	ID          string    `json:"id,omitempty"`
-	Time        time.Time `json:"time"` // capture time, else stored time
-	Stored      time.Time `json:"stored"`
-	Size        int64     `json:"size"`
-	Location    string    `json:"location"`
-	ContentType string    `json:"content_type,omitempty"`
-	Image       bool      `json:"image"` // the image was published on <prefix>/<device>/image
+	Device      string `json:"device"`
+	ID          string `json:"id,omitempty"`
+	Time        string `json:"time"`   // capture time, else stored time (ISO 8601, µs)
+	Stored      string `json:"stored"` // when it became durable
+	Size        int64  `json:"size"`
+	Location    string `json:"location"`
+	ContentType string `json:"content_type,omitempty"`
+	Image       bool   `json:"image"` // the image was published on <prefix>/<device>/image
 }
 
 func (p *Publisher) publishEvent(e notify.Event) {
@@ -389,10 +402,11 @@ func (p *Publisher) publishEvent(e notify.Event) {
 	}
 	name := topicName(e.Device)
 	withImage := e.Data != nil && int64(len(e.Data)) <= p.o.MaxImage && e.ContentType != ""
-	ev := EventJSON{Device: e.Device, ID: e.ID, Time: e.Capture, Stored: e.Stored, Size: e.Size, Location: e.Location, ContentType: e.ContentType, Image: withImage}
-	if ev.Time.IsZero() {
-		ev.Time = e.Stored
+	captured := e.Capture
+	if captured.IsZero() {
+		captured = e.Stored
 	}
+	ev := EventJSON{Device: e.Device, ID: e.ID, Time: isoTime(captured), Stored: isoTime(e.Stored), Size: e.Size, Location: e.Location, ContentType: e.ContentType, Image: withImage}
 	payload, _ := json.Marshal(ev)
 	if withImage {
 		if err := p.publish(p.topic(name, "image"), true, e.Data); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -134,7 +135,7 @@ func TestEventsImagesAndDiscovery(t *testing.T) {
 	if err := json.Unmarshal(ev.Payload(), &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Device != "porch" || got.ID != "r1-3" || got.Size != int64(len(frames[2])) || got.Location == "" || got.Time.IsZero() || !got.Image || got.ContentType != "image/jpeg" {
+	if got.Device != "porch" || got.ID != "r1-3" || got.Size != int64(len(frames[2])) || got.Location == "" || !isoMicro.MatchString(got.Time) || !isoMicro.MatchString(got.Stored) || !got.Image || got.ContentType != "image/jpeg" {
 		t.Fatalf("event %+v", got)
 	}
 	if n := sub.count("framepush/porch/event"); n != 3 {
@@ -235,6 +236,9 @@ func TestBrokerDownCostsDeliveryNothing(t *testing.T) {
 		}) != nil
 	})
 }
+
+// isoMicro is what Home Assistant's timestamp sensor parses.
+var isoMicro = regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$`)
 
 type notifyFunc func(notify.Event)
 

@@ -254,3 +254,28 @@ func TestOptionErrors(t *testing.T) {
 		t.Error("a wildcard prefix accepted")
 	}
 }
+
+// A broker down when framerecv starts: events are dropped and counted, and
+// publishing starts by itself once the broker is up.
+func TestBrokerDownAtStart(t *testing.T) {
+	b := mqtttest.Start(t)
+	b.Kill()
+	pub, err := New(Options{Broker: b.URL, ClientID: "framerecv-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	for i := range 10 {
+		pub.Notify(notify.Event{Device: "cam", ID: fmt.Sprintf("r-%d", i+1), Stored: time.Now()})
+	}
+	testutil.WaitFor(t, "the events to be dropped as disconnected", 30*time.Second, func() bool { return pub.Dropped(DropDisconnected) == 10 })
+	b.Restart()
+	sub := subscribe(t, b.URL, "framepush/+/event")
+	n := 10
+	testutil.WaitFor(t, "events once the broker is up", 60*time.Second, func() bool {
+		n++
+		pub.Notify(notify.Event{Device: "cam", ID: fmt.Sprintf("r-%d", n), Stored: time.Now()})
+		time.Sleep(50 * time.Millisecond)
+		return sub.find("framepush/cam/event", nil) != nil
+	})
+}

@@ -280,7 +280,8 @@ type DeviceState struct {
 	LatencySeconds    *float64    `json:"latency_seconds,omitempty"`     // capture to stored, the last frame
 	LatencyAvgSeconds *float64    `json:"latency_avg_seconds,omitempty"` // over the last minute
 	IDs               seqCounts   `json:"ids"`
-	NotKept           uint64      `json:"not_kept"` // frames too large to keep in memory
+	NotKept           uint64      `json:"not_kept"`  // frames too large to keep in memory
+	HasImage          bool        `json:"has_image"` // latest.jpg has an image to serve
 	Latest            *FrameInfo  `json:"latest,omitempty"`
 	LatestURL         string      `json:"latest_url"`
 	StreamURL         string      `json:"stream_url"`
@@ -328,6 +329,9 @@ func (d *Devices) state(dev *device, now time.Time, withRecent bool) DeviceState
 		Frames: dev.frames, Bytes: dev.bytes, FramesPerMinute: f, BytesPerMinute: b,
 		IDs: dev.seq.seqCounts, NotKept: dev.tooLarge,
 		LatestURL: deviceURL(dev.name) + "latest.jpg", StreamURL: deviceURL(dev.name) + "stream.mjpg", PageURL: deviceURL(dev.name),
+	}
+	if img, _ := dev.latest.Get(); img != nil {
+		s.HasImage = true
 	}
 	if dev.hasLat {
 		s.LatencySeconds = secs(dev.lastLat)

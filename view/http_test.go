@@ -305,3 +305,26 @@ func TestBounds(t *testing.T) {
 		t.Fatalf("%d recent, %d kept with images (%d bytes each, budget 3000)", len(s.Recent), kept, len(f))
 	}
 }
+
+// Frames that are no image are counted and listed, but never served as
+// one: the tile has no image and latest.jpg is a 404 until an image comes.
+func TestNonImageFrames(t *testing.T) {
+	e := start(t, Options{}, nil)
+	p := e.dial(t)
+	p.MustSend("sensor", "s-1", []byte("not an image"))
+	d := devicesJSON(t, e)["sensor"]
+	if d.Frames != 1 || d.HasImage || d.Latest == nil || d.Latest.ContentType != "" || d.Latest.URL != "" {
+		t.Fatalf("state %+v", d)
+	}
+	if r, _ := get(t, e.web.URL+"/devices/sensor/latest.jpg"); r.StatusCode != 404 {
+		t.Fatalf("latest.jpg of a device without images: %s", r.Status)
+	}
+	if _, b := get(t, e.web.URL+"/"); strings.Contains(string(b), "/devices/sensor/latest.jpg?n=") {
+		t.Fatal("the page shows an image for a device without images")
+	}
+	img := pushtest.JPEG(t, 1, 16, 16)
+	p.MustSend("sensor", "s-2", img)
+	if r, b := get(t, e.web.URL+"/devices/sensor/latest.jpg"); r.StatusCode != 200 || !bytes.Equal(b, img) {
+		t.Fatalf("latest.jpg after an image: %s", r.Status)
+	}
+}

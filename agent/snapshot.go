@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/view/mjpeg"
 )
 
@@ -40,12 +40,12 @@ func (s *snapshot) init() {
 }
 
 // put makes f the newest frame. It never blocks.
-func (s *snapshot) put(f capture.Frame) {
+func (s *snapshot) put(f frame.Frame) {
 	var ct string
 	switch f.Format {
-	case "jpeg":
+	case frame.JPEG:
 		ct = "image/jpeg"
-	case "png":
+	case frame.PNG:
 		ct = "image/png"
 	default:
 		return

@@ -55,7 +55,7 @@ bc=$work/bin/benchcmp
 # --- 1 and 2: Go benchmarks --------------------------------------------------
 if [ "${BENCH_SKIP_GO:-0}" != 1 ]; then
   pkgs=()
-  for p in wire capture queue receiver sender agent internal/e2e; do
+  for p in wire capture capture/mjpeg capture/testpattern queue receiver sender agent internal/e2e; do
     [ -d "$p" ] && grep -qs '^func Benchmark' "$p"/*_test.go && pkgs+=("./$p")
   done
   step "go test -bench (${pkgs[*]}), -benchtime $benchtime"

@@ -20,7 +20,7 @@ import (
 	"syscall"
 	"time"
 
-	"framepush/config"
+	"framepush/internal/bytesize"
 	"framepush/internal/logging"
 	"framepush/internal/version"
 	"framepush/receiver"
@@ -98,11 +98,11 @@ func (f sizeFlag) String() string {
 	if f.v == nil {
 		return ""
 	}
-	return config.ByteSize(*f.v).String()
+	return bytesize.Size(*f.v).String()
 }
 
 func (f sizeFlag) Set(s string) error {
-	n, err := config.ParseByteSize(s)
+	n, err := bytesize.Parse(s)
 	if err != nil {
 		return err
 	}

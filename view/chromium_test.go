@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"framepush/internal/testutil"
 	"framepush/internal/testutil/pushtest"
 	"image/png"
 	"os"
@@ -15,20 +16,6 @@ import (
 	"testing"
 	"time"
 )
-
-// needProgram finds an external program the test needs: missing, it fails
-// the test under CI=true and skips it otherwise.
-func needProgram(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found (CI=true): install Debian's %s package (scripts/deps.sh does)", name, pkg)
-		}
-		t.Skipf("%s not found: install Debian's %s package (scripts/deps.sh does) to run this test", name, pkg)
-	}
-	return p
-}
 
 // outputDir is where a test leaves files worth looking at:
 // $FRAMEPUSH_TEST_OUTPUT/<test> when set, else the test's temp dir.
@@ -63,7 +50,7 @@ func chromium(t *testing.T, bin string, args ...string) []byte {
 // sent frames has a tile whose image loaded and whose figures the script
 // refreshed from /api/devices; one device gone silent is marked stale.
 func TestPageInChromium(t *testing.T) {
-	bin := needProgram(t, "chromium", "chromium")
+	bin := testutil.NeedProgram(t, "chromium", "chromium")
 	var skew atomic.Int64 // the test's clock runs ahead of the real one by this
 	e := start(t, Options{StaleAfter: time.Minute, Now: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }}, nil)
 	p := e.dial(t)

@@ -15,26 +15,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// NeedProgram finds an external program a test needs; missing, it fails
-// the test under CI=true and skips it otherwise.
-func NeedProgram(t testing.TB, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		for _, dir := range []string{"/usr/sbin", "/sbin"} { // mosquitto lives in sbin
-			if _, serr := os.Stat(filepath.Join(dir, name)); serr == nil {
-				return filepath.Join(dir, name)
-			}
-		}
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found (CI=true): install Debian's %s package (scripts/deps.sh does)", name, pkg)
-		}
-		t.Skipf("%s not found: install Debian's %s package (scripts/deps.sh does) to run this test", name, pkg)
-	}
-	return p
-}
+	"framepush/internal/testutil"
+)
 
 // Broker is a mosquitto process.
 type Broker struct {
@@ -54,7 +37,7 @@ type Broker struct {
 // persistence, until the end of the test.
 func Start(t testing.TB) *Broker {
 	t.Helper()
-	bin := NeedProgram(t, "mosquitto", "mosquitto")
+	bin := testutil.NeedProgram(t, "mosquitto", "mosquitto")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

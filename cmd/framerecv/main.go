@@ -294,7 +294,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			log.Error("cannot start", "error", err)
 			return 1
 		}
-		hs = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, TLSConfig: httpTLS}
+		hs = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, TLSConfig: httpTLS}
 		base := s.view.scheme() + "://" + hl.Addr().String()
 		log.Info("metrics and health check", "url", base+"/metrics")
 		log.Info("web page: one live tile per device", "url", base+"/",

@@ -307,9 +307,14 @@ func (c *conn) receive(req wire.Request) *failure {
 	if err := c.answer(answerGotSize); err != nil {
 		return &failure{reason: ReasonDisconnect, msg: "cannot send GOT SIZE", err: err}
 	}
-	c.keep = nil
 	if o.KeepData > 0 && n <= o.KeepData && s.opt.OnFrame != nil {
-		c.keep = make([]byte, 0, n)
+		// Payloads held for Stored.Data by frames in flight stay within
+		// KeepDataInFlight; a frame over it comes with Data nil.
+		if s.keeping.Add(n) <= o.KeepDataInFlight {
+			c.keep = make([]byte, 0, n)
+		}
+		defer s.keeping.Add(-n)
+		defer func() { c.keep = nil }() // also when the frame fails
 	}
 	ext, f2 := c.copyPayload(f, req, n)
 	if f2 != nil {
@@ -368,7 +373,6 @@ func (c *conn) receive(req wire.Request) *failure {
 	s.m.frameTime.Update(took.Seconds())
 	if s.opt.OnFrame != nil {
 		s.opt.OnFrame(Stored{Path: final, Size: n, Peer: c.peer, Client: client, Meta: req.Meta, Duration: took, Stamp: began.Add(took), Data: c.keep})
-		c.keep = nil
 	}
 	c.log.Debug("frame stored", "path", final, "bytes", n, "duration", took)
 	if err := c.answer(answerGotImage); err != nil {

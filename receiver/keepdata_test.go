@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"framepush/internal/testutil"
 	"framepush/wire"
 )
 
@@ -52,5 +53,40 @@ func TestNoKeepDataNoPayload(t *testing.T) {
 	}
 	if s := <-got; s.Data != nil {
 		t.Fatalf("Data without KeepData: %d bytes", len(s.Data))
+	}
+}
+
+// Payloads held for Stored.Data by frames in flight stay within
+// KeepDataInFlight: with one frame stuck mid-payload holding the budget,
+// another frame is stored and acknowledged with Data nil; once the stuck
+// one fails, the budget is free again.
+func TestKeepDataInFlightBound(t *testing.T) {
+	got := make(chan Stored, 4)
+	ts := startServer(t, Options{KeepData: 60000, KeepDataInFlight: 100000, OnFrame: func(s Stored) { got <- s }})
+	stuck := ts.dial(t)
+	if _, err := stuck.Write(wire.AppendSize(nil, 60000, nil, wire.TermLF)); err != nil {
+		t.Fatal(err)
+	}
+	if s := readN(t, stuck, len(wire.GotSize)); s != wire.GotSize {
+		t.Fatalf("stuck client got %q", s)
+	}
+	stuck.Write(payload(1000, jpegMagic, 1)) // and then nothing
+
+	c := ts.dial(t)
+	ar := wire.NewAnswerReader(c)
+	p := payload(50000, jpegMagic, 2)
+	if err := sendFrame(c, ar, p, nil, wire.TermLF); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-got; s.Data != nil {
+		t.Fatalf("a frame over the in-flight budget came with %d bytes of Data", len(s.Data))
+	}
+	stuck.Close()
+	testutil.WaitFor(t, "the stuck frame's budget to be released", 10*time.Second, func() bool { return ts.keeping.Load() == 0 })
+	if err := sendFrame(c, ar, p, nil, wire.TermLF); err != nil {
+		t.Fatal(err)
+	}
+	if s := <-got; !bytes.Equal(s.Data, p) {
+		t.Fatalf("after the stuck frame failed: Data %d bytes, want the payload", len(s.Data))
 	}
 }

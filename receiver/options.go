@@ -19,6 +19,7 @@ const (
 	DefaultIdleTimeout      = 2 * time.Minute
 	DefaultMinRate          = 16 << 10
 	DefaultMinFreeBytes     = 256 << 20
+	DefaultKeepDataInFlight = 64 << 20
 )
 
 // Options configures a Server. Every field but Dir has a default that a
@@ -97,6 +98,11 @@ type Options struct {
 	// payload to OnFrame in Stored.Data when the frame is at most KeepData
 	// bytes (larger frames come with Data nil). Zero keeps no payload.
 	KeepData int64
+
+	// KeepDataInFlight bounds the payload bytes held for Stored.Data by
+	// all frames being received at once (default 64 MiB, and at least
+	// KeepData); a frame that would go over it comes with Data nil.
+	KeepDataInFlight int64
 }
 
 // Stored describes a frame that was stored.
@@ -147,6 +153,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = logging.Discard
+	}
+	if o.KeepData > 0 {
+		if o.KeepDataInFlight == 0 {
+			o.KeepDataInFlight = DefaultKeepDataInFlight
+		}
+		o.KeepDataInFlight = max(o.KeepDataInFlight, o.KeepData)
 	}
 	var errs []error
 	if o.MaxFrameSize < 0 {

@@ -59,6 +59,7 @@ type Server struct {
 
 	active   atomic.Int64 // open connections
 	reserved atomic.Int64 // announced bytes of frames in flight, for the disk floor
+	keeping  atomic.Int64 // payload bytes held for Stored.Data by frames in flight (Options.KeepDataInFlight)
 	connSeq  atomic.Uint64
 	linger   chan struct{} // slots for busy refusals
 	busyLog  logLimiter

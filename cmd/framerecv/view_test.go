@@ -137,6 +137,38 @@ func TestMQTTThroughTheCommand(t *testing.T) {
 	})
 }
 
+// --mqtt ssl:// with --mqtt-ca, --mqtt-user and --mqtt-password-file.
+func TestMQTTWithTLSAndPasswordThroughTheCommand(t *testing.T) {
+	pki := testutil.NewPKI(t, "test broker CA")
+	b := mqtttest.StartWith(t, mqtttest.Options{User: "recv", Password: "s3cret", CertFile: pki.ServerCert, KeyFile: pki.ServerKey})
+	got := make(chan []byte, 16)
+	sub := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL).SetClientID("cmd-tls-sub").SetUsername("recv").SetPassword("s3cret").
+		SetTLSConfig(&tls.Config{RootCAs: pki.Pool}))
+	if tok := sub.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer sub.Disconnect(100)
+	sub.Subscribe("framepush/gate/image", 0, func(_ paho.Client, m paho.Message) { got <- m.Payload() }).Wait()
+	addr, _, _ := runReceiver(t, "--mqtt", b.URL, "--mqtt-ca", pki.CA, "--mqtt-user", "recv",
+		"--mqtt-password-file", writeSecret(t, "s3cret"), "--mqtt-client-id", "framerecv-cmd-tls")
+	p := pushtest.Dial(t, addr)
+	frame := pushtest.JPEG(t, 3, 32, 24)
+	deadline := time.After(30 * time.Second)
+	for {
+		p.MustSend("gate", "", frame) // until the publisher has connected
+		select {
+		case img := <-got:
+			if !bytes.Equal(img, frame) {
+				t.Fatalf("image of %d bytes, want the frame's %d", len(img), len(frame))
+			}
+			return
+		case <-deadline:
+			t.Fatal("no image over TLS with the password")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 func TestViewFlagErrors(t *testing.T) {
 	for _, c := range []struct {
 		args []string

@@ -3,6 +3,7 @@ package mqtt
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -278,4 +279,42 @@ func TestBrokerDownAtStart(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		return sub.find("framepush/cam/event", nil) != nil
 	})
+}
+
+// A broker with TLS and a password: the right credentials publish, wrong
+// ones never connect and every event is dropped and counted.
+func TestCredentialsAndTLS(t *testing.T) {
+	pki := testutil.NewPKI(t, "test broker CA")
+	b := mqtttest.StartWith(t, mqtttest.Options{User: "framerecv", Password: "pw 1", CertFile: pki.ServerCert, KeyFile: pki.ServerKey})
+	tlsCfg := &tls.Config{RootCAs: pki.Pool, MinVersion: tls.VersionTLS12}
+	sub := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL).SetClientID("tls-sub").SetUsername("framerecv").SetPassword("pw 1").SetTLSConfig(tlsCfg))
+	if tok := sub.Connect(); !tok.WaitTimeout(20*time.Second) || tok.Error() != nil {
+		t.Fatalf("subscriber: %v", tok.Error())
+	}
+	defer sub.Disconnect(100)
+	var mu sync.Mutex
+	var events int
+	sub.Subscribe("framepush/+/event", 0, func(paho.Client, paho.Message) { mu.Lock(); events++; mu.Unlock() }).Wait()
+
+	wrong, err := New(Options{Broker: b.URL, ClientID: "wrong", Username: "framerecv", Password: "nope", TLS: tlsCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wrong.Close()
+	good, err := New(Options{Broker: b.URL, ClientID: "good", Username: "framerecv", Password: "pw 1", TLS: tlsCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	testutil.WaitFor(t, "an event through TLS with the password", 30*time.Second, func() bool {
+		good.Notify(notify.Event{Device: "cam", ID: "r-1", Stored: time.Now()})
+		wrong.Notify(notify.Event{Device: "cam", ID: "r-1", Stored: time.Now()})
+		time.Sleep(20 * time.Millisecond)
+		mu.Lock()
+		defer mu.Unlock()
+		return events > 0
+	})
+	if wrong.Published() != 0 || wrong.Dropped(DropDisconnected) == 0 {
+		t.Fatalf("wrong password: %d published, %d dropped as disconnected", wrong.Published(), wrong.Dropped(DropDisconnected))
+	}
 }

@@ -33,9 +33,23 @@ type Broker struct {
 	exit chan struct{}
 }
 
+// Options secure a broker.
+type Options struct {
+	// User and Password, when set, are the only credentials accepted
+	// (no anonymous access); the password file is made with
+	// mosquitto_passwd.
+	User, Password string
+	// CertFile and KeyFile, when set, make the listener TLS only.
+	CertFile, KeyFile string
+}
+
 // Start runs mosquitto on a free loopback port, anonymous access, no
 // persistence, until the end of the test.
-func Start(t testing.TB) *Broker {
+func Start(t testing.TB) *Broker { return StartWith(t, Options{}) }
+
+// StartWith runs mosquitto like Start, with credentials and TLS as o says;
+// URL is then ssl://127.0.0.1:port.
+func StartWith(t testing.TB, o Options) *Broker {
 	t.Helper()
 	bin := testutil.NeedProgram(t, "mosquitto", "mosquitto")
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -46,11 +60,31 @@ func Start(t testing.TB) *Broker {
 	l.Close()
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "mosquitto.conf")
-	body := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n", port)
+	body := fmt.Sprintf("listener %d 127.0.0.1\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\nlog_type notice\n", port)
+	if os.Geteuid() == 0 {
+		// Started as root, mosquitto switches to the mosquitto user,
+		// which cannot read the test's private temp files.
+		body += "user root\n"
+	}
+	scheme := "tcp"
+	if o.User != "" {
+		pw := filepath.Join(dir, "passwords")
+		tool := testutil.NeedProgram(t, "mosquitto_passwd", "mosquitto")
+		if out, err := exec.Command(tool, "-b", "-c", pw, o.User, o.Password).CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_passwd: %v\n%s", err, out)
+		}
+		body += "allow_anonymous false\npassword_file " + pw + "\n"
+	} else {
+		body += "allow_anonymous true\n"
+	}
+	if o.CertFile != "" {
+		body += "certfile " + o.CertFile + "\nkeyfile " + o.KeyFile + "\n"
+		scheme = "ssl"
+	}
 	if err := os.WriteFile(conf, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b := &Broker{Addr: "127.0.0.1:" + strconv.Itoa(port), URL: "tcp://127.0.0.1:" + strconv.Itoa(port), t: t, bin: bin, conf: conf}
+	b := &Broker{Addr: "127.0.0.1:" + strconv.Itoa(port), URL: scheme + "://127.0.0.1:" + strconv.Itoa(port), t: t, bin: bin, conf: conf}
 	b.Restart()
 	t.Cleanup(b.Kill)
 	return b

@@ -48,7 +48,7 @@ fleettest:
 	bash scripts/fleettest.sh
 
 FUZZTIME ?= 30s
-FUZZ_TARGETS := wire:FuzzParseRequest wire:FuzzAnswerReader receiver:FuzzServeConn capture/mjpeg:FuzzSplitJPEG queue:FuzzDecodeHeader
+FUZZ_TARGETS := wire:FuzzParseRequest wire:FuzzAnswerReader receiver:FuzzServeConn capture/mjpeg:FuzzSplitJPEG queue:FuzzDecodeHeader view:FuzzSeqTracker
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; name=$${t#*:}; echo "fuzz $$pkg $$name for $(FUZZTIME)"; \

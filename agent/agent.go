@@ -91,6 +91,7 @@ type Agent struct {
 	events       atomic.Uint64
 	seq          atomic.Uint64 // id of the last frame queued in this run
 	memLimit     atomic.Int64  // soft memory limit set by governMemory; 0 when left to the environment
+	snap         snapshot      // the newest frame for /snapshot.jpg and /stream.mjpg (snapshot.go)
 }
 
 // pipeline is the part of the agent a reload replaces: source, trigger,
@@ -169,8 +170,9 @@ func (a *Agent) Run(ctx context.Context, reload <-chan struct{}) (err error) {
 	var srv *http.Server
 	if a.ln != nil {
 		srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		srv.RegisterOnShutdown(a.snap.closeStreams)
 		go srv.Serve(a.ln)
-		a.log.Info("http listener up", "addr", a.ln.Addr().String(), "paths", "/healthz /metrics")
+		a.log.Info("http listener up", "addr", a.ln.Addr().String(), "paths", "/healthz /metrics /snapshot.jpg /stream.mjpg")
 	}
 	defer func() {
 		if srv != nil {
@@ -319,6 +321,7 @@ func (a *Agent) captureLoop(ctx context.Context, p *pipeline) error {
 		a.metrics.captured.Inc()
 		a.lastCapture.Store(f.Time.UnixNano())
 		p.progress.Store(time.Now().UnixNano())
+		a.snap.put(f) // a shared reference for the viewers; f still goes to the queue
 		switch err := a.queue.Put(f); {
 		case err == nil, errors.Is(err, queue.ErrNotDurable):
 			// ErrNotDurable: kept in RAM; the queue logged the spool failure.

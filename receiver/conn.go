@@ -33,6 +33,7 @@ type conn struct {
 	ip     netip.Addr // the peer's IP, for its share of connections
 	folder string     // client folder when the frame carries no name=
 	log    *slog.Logger
+	keep   []byte // the payload being received, for Stored.Data (Options.KeepData)
 
 	mu      sync.Mutex
 	idle    bool // between frames: Shutdown may close it at once
@@ -281,6 +282,15 @@ func (c *conn) receive(req wire.Request) *failure {
 	if err := c.answer(answerGotSize); err != nil {
 		return &failure{reason: ReasonDisconnect, msg: "cannot send GOT SIZE", err: err}
 	}
+	if o.KeepData > 0 && n <= o.KeepData && s.opt.OnFrame != nil {
+		// Payloads held for Stored.Data by frames in flight stay within
+		// KeepDataInFlight; a frame over it comes with Data nil.
+		if s.keeping.Add(n) <= o.KeepDataInFlight {
+			c.keep = make([]byte, 0, n)
+		}
+		defer s.keeping.Add(-n)
+		defer func() { c.keep = nil }() // also when the frame fails
+	}
 	ext, f2 := c.copyPayload(up, req, n)
 	if f2 != nil {
 		return f2
@@ -295,7 +305,7 @@ func (c *conn) receive(req wire.Request) *failure {
 	s.m.bytes.AddInt64(n)
 	s.m.frameTime.Update(took.Seconds())
 	if s.opt.OnFrame != nil {
-		s.opt.OnFrame(Stored{Path: final, Size: n, Peer: c.peer, Client: client, Meta: req.Meta, Duration: took, Duplicate: done.Duplicate})
+		s.opt.OnFrame(Stored{Path: final, Size: n, Peer: c.peer, Client: client, Meta: req.Meta, Duration: took, Duplicate: done.Duplicate, Stamp: began.Add(took), Data: c.keep})
 	}
 	c.log.Debug("frame stored", "path", final, "bytes", n, "duration", took, "duplicate", done.Duplicate)
 	if err := c.answer(answerGotImage); err != nil {
@@ -337,6 +347,9 @@ func (c *conn) copyPayload(f io.Writer, req wire.Request, n int64) (string, *fai
 			headN += copy(head[headN:], chunk)
 		}
 		_, _ = v.Write(chunk)
+		if c.keep != nil {
+			c.keep = append(c.keep, chunk...)
+		}
 		if _, err := f.Write(chunk); err != nil {
 			return "", storeError("cannot write the frame", err)
 		}

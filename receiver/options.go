@@ -19,6 +19,7 @@ const (
 	DefaultIdleTimeout      = 2 * time.Minute
 	DefaultMinRate          = 16 << 10
 	DefaultMinFreeBytes     = 256 << 20
+	DefaultKeepDataInFlight = 64 << 20
 )
 
 // Options configures a Server. Every field but Dir (or Store) has a
@@ -98,6 +99,16 @@ type Options struct {
 	// and before GOT IMAGE is sent. It runs on the connection's goroutine,
 	// so it must be quick; tests and tools use it.
 	OnFrame func(Stored)
+
+	// KeepData, if positive, makes the receiver hand each stored frame's
+	// payload to OnFrame in Stored.Data when the frame is at most KeepData
+	// bytes (larger frames come with Data nil). Zero keeps no payload.
+	KeepData int64
+
+	// KeepDataInFlight bounds the payload bytes held for Stored.Data by
+	// all frames being received at once (default 64 MiB, and at least
+	// KeepData); a frame that would go over it comes with Data nil.
+	KeepDataInFlight int64
 }
 
 // Stored describes a frame that was stored.
@@ -108,6 +119,14 @@ type Stored struct {
 	Client   string        // folder under Dir: the extension's name, else the peer IP
 	Meta     wire.Meta     // extension tokens sent with the frame, if any
 	Duration time.Duration // from the SIZE request to the frame being durable
+	Stamp    time.Time     // when the frame became durable (not the capture time the file may be named after)
+
+	// Data is the payload, set only with Options.KeepData and a frame of
+	// at most that size. It is a fresh slice per frame that the receiver
+	// never touches again: OnFrame owns it and may keep it and share it
+	// with other goroutines, but none of them may modify it.
+	Data []byte
+
 	// Duplicate: the store already held this frame (same name and id, a
 	// resend after a lost GOT IMAGE); nothing new was written.
 	Duplicate bool
@@ -144,6 +163,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = logging.Discard
+	}
+	if o.KeepData > 0 {
+		if o.KeepDataInFlight == 0 {
+			o.KeepDataInFlight = DefaultKeepDataInFlight
+		}
+		o.KeepDataInFlight = max(o.KeepDataInFlight, o.KeepData)
 	}
 	var errs []error
 	if o.MaxFrameSize < 0 {

@@ -62,6 +62,7 @@ type Server struct {
 	bufs  sync.Pool
 
 	active   atomic.Int64 // open connections
+	keeping  atomic.Int64 // payload bytes held for Stored.Data by frames in flight (Options.KeepDataInFlight)
 	connSeq  atomic.Uint64
 	linger   chan struct{} // slots for busy refusals
 	busyLog  logLimiter

@@ -80,6 +80,22 @@ Examples:
   framerecv --store s3://frames/site1 --s3-endpoint https://minio.lan:9000 \
       --http :7402
 
+  # See the frames: a page with one live tile per device, each device's
+  # newest frame and an MJPEG stream (VLC, browsers, Home Assistant):
+  framerecv --dir /srv/frames --http 127.0.0.1:7402
+  #   http://127.0.0.1:7402/                          the page
+  #   http://127.0.0.1:7402/devices/NAME/latest.jpg   newest frame
+  #   http://127.0.0.1:7402/devices/NAME/stream.mjpg  MJPEG stream
+  #   http://127.0.0.1:7402/api/devices               state as JSON
+  # Beyond loopback, credentials are required (or --http-insecure):
+  framerecv --http :7402 --http-token-file /etc/framerecv/token \
+      --http-tls-cert web.crt --http-tls-key web.key
+
+  # Home Assistant over MQTT (discovery: each device appears as a camera,
+  # a "last frame" sensor and an "online" sensor):
+  framerecv --mqtt tcp://homeassistant.local:1883 --mqtt-user framerecv \
+      --mqtt-password-file /etc/framerecv/mqtt-password
+
   # A slow link and big frames: allow 256 MiB frames at >= 4 KiB/s:
   framerecv --max-frame-size 256MiB --min-rate 4KiB
 
@@ -127,6 +143,7 @@ type settings struct {
 	tlsCert, tlsKey, tlsClientCA      string
 	logFormat, logLevel               string
 	showVersion                       bool
+	view                              viewSettings // the page, streams and MQTT (view.go)
 }
 
 func parseFlags(args []string, stdout io.Writer) (*settings, error) {
@@ -166,6 +183,7 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 	fs.StringVar(&s.logFormat, "log-format", "text", "log `FORMAT`: text or json")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.BoolVar(&s.showVersion, "version", false, "print the version and exit")
+	addViewFlags(fs, &s.view)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
@@ -209,6 +227,9 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 		}
 	} else if s.s3Endpoint != "" {
 		return nil, fmt.Errorf("--s3-endpoint needs --store s3://BUCKET[/PREFIX]")
+	}
+	if err := s.view.check(s.httpAddr); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
@@ -276,6 +297,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if minFree == 0 {
 		minFree = -1 // the flag's 0 means off; the library's 0 means default
 	}
+	httpTLS, err := s.view.httpTLS()
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
 	log.Info("framerecv starting", "version", version.String("framerecv"))
 	var store receiver.Store
 	if s.isS3() {
@@ -297,6 +323,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			"put_timeout", s.s3Timeout, "memory_budget", s.s3Memory)
 		store = st
 	}
+	vw, err := s.view.start(s.httpAddr != "", log)
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	defer vw.close()
 	srv, err := receiver.New(receiver.Options{
 		Store:            store,
 		Dir:              s.folder(),
@@ -311,6 +343,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Settle:           s.settle,
 		TLS:              tlsCfg,
 		Logger:           log,
+		KeepData:         s.view.keepData(vw),
+		OnFrame:          vw.onFrame(),
 	})
 	if err != nil {
 		log.Error("cannot start", "error", err)
@@ -332,10 +366,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			log.Error("cannot listen for metrics", "http", s.httpAddr, "error", err)
 			return 1
 		}
-		hs = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		log.Info("metrics and health check", "url", "http://"+hl.Addr().String()+"/metrics", "readyz", "http://"+hl.Addr().String()+"/readyz")
+		h, err := vw.handler(&s.view, srv.Handler())
+		if err != nil {
+			l.Close()
+			hl.Close()
+			log.Error("cannot start", "error", err)
+			return 1
+		}
+		hs = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, TLSConfig: httpTLS}
+		base := s.view.scheme() + "://" + hl.Addr().String()
+		log.Info("metrics and health check", "url", base+"/metrics", "readyz", base+"/readyz")
+		log.Info("web page: one live tile per device", "url", base+"/",
+			"still", base+"/devices/<name>/latest.jpg", "stream", base+"/devices/<name>/stream.mjpg", "api", base+"/api/devices")
 		go func() {
-			if err := hs.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := serve(hs, hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics listener failed", "error", err)
 			}
 		}()
@@ -357,6 +401,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Warn("shutdown timed out; frames in flight were not acknowledged and will be resent", "error", err)
 	}
 	if hs != nil {
+		vw.stopStreams()
 		_ = hs.Shutdown(sctx)
 	}
 	if err := <-served; err != nil && !errors.Is(err, receiver.ErrServerClosed) {

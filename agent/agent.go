@@ -33,6 +33,7 @@ import (
 
 	"framepush/capture"
 	"framepush/config"
+	"framepush/frame"
 	"framepush/queue"
 	"framepush/sender"
 )
@@ -42,7 +43,7 @@ import (
 type Transport interface {
 	// Send makes one delivery attempt; nil means the receiver acknowledged
 	// the frame. It is called by one goroutine at a time.
-	Send(ctx context.Context, f capture.Frame) error
+	Send(ctx context.Context, f frame.Frame) error
 	// Close ends the session politely (BYE BYE) and releases the link.
 	Close(ctx context.Context) error
 	// Stats reports the link state for metrics.
@@ -90,6 +91,7 @@ type Agent struct {
 	events       atomic.Uint64
 	seq          atomic.Uint64 // id of the last frame queued in this run
 	memLimit     atomic.Int64  // soft memory limit set by governMemory; 0 when left to the environment
+	snap         snapshot      // the newest frame for /snapshot.jpg and /stream.mjpg (snapshot.go)
 }
 
 // pipeline is the part of the agent a reload replaces: source, trigger,
@@ -126,10 +128,13 @@ func New(cfg config.Config, opts Options) (*Agent, error) {
 	if opts.StatusEvery == 0 {
 		opts.StatusEvery = 10 * time.Minute
 	}
+	if err := CheckConfig(cfg); err != nil {
+		return nil, err
+	}
 	a := &Agent{log: opts.Logger, opts: opts, cfg: cfg, started: time.Now()}
 	q, err := queue.Open(QueueOptions(cfg.Queue, a.log.With("part", "queue")))
 	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
+		return nil, err // the queue's errors say "queue: ..." already
 	}
 	a.queue = q
 	if st := q.Stats(); st.Recovered > 0 {
@@ -165,8 +170,9 @@ func (a *Agent) Run(ctx context.Context, reload <-chan struct{}) (err error) {
 	var srv *http.Server
 	if a.ln != nil {
 		srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		srv.RegisterOnShutdown(a.snap.closeStreams)
 		go srv.Serve(a.ln)
-		a.log.Info("http listener up", "addr", a.ln.Addr().String(), "paths", "/healthz /metrics")
+		a.log.Info("http listener up", "addr", a.ln.Addr().String(), "paths", "/healthz /metrics /snapshot.jpg /stream.mjpg")
 	}
 	defer func() {
 		if srv != nil {
@@ -283,7 +289,7 @@ func (a *Agent) start(cfg config.Config) (*pipeline, error) {
 	if err != nil {
 		src.Close()
 		trig.Close()
-		return nil, fmt.Errorf("sender: %w", err)
+		return nil, configError{err} // only bad options fail New; its errors say "sender: ..." already
 	}
 	p := &pipeline{cfg: cfg, src: src, trig: trig, tx: tx,
 		captureDone: make(chan error, 1), sendDone: make(chan struct{}), drain: make(chan struct{})}
@@ -307,7 +313,7 @@ func (a *Agent) captureLoop(ctx context.Context, p *pipeline) error {
 	}
 	src := &watchedSource{Source: p.src, p: p}
 	trig := &countingTrigger{Trigger: p.trig, n: &a.events}
-	err := p.looper(src, trig, LoopOptions(p.cfg.Trigger, a.log.With("part", "capture")), func(f capture.Frame) {
+	err := p.looper(src, trig, LoopOptions(p.cfg.Trigger, a.log.With("part", "capture")), func(f frame.Frame) {
 		// Number frames as they enter the queue: a gap in the ids a
 		// receiver sees is then a frame lost, never a pre-trigger frame
 		// that aged out of its ring unsent.
@@ -315,6 +321,7 @@ func (a *Agent) captureLoop(ctx context.Context, p *pipeline) error {
 		a.metrics.captured.Inc()
 		a.lastCapture.Store(f.Time.UnixNano())
 		p.progress.Store(time.Now().UnixNano())
+		a.snap.put(f) // a shared reference for the viewers; f still goes to the queue
 		switch err := a.queue.Put(f); {
 		case err == nil, errors.Is(err, queue.ErrNotDurable):
 			// ErrNotDurable: kept in RAM; the queue logged the spool failure.
@@ -589,7 +596,7 @@ func (a *Agent) stuck(p *pipeline) string {
 }
 
 // looper creates the pipeline's capture loop and keeps it for Stats.
-func (p *pipeline) looper(src capture.Source, trig capture.Trigger, o capture.LoopOptions, emit func(capture.Frame)) *capture.Looper {
+func (p *pipeline) looper(src capture.Source, trig capture.Trigger, o capture.LoopOptions, emit func(frame.Frame)) *capture.Looper {
 	l := capture.NewLooper(src, trig, o, emit)
 	p.loop.Store(l)
 	return l
@@ -602,7 +609,7 @@ type watchedSource struct {
 	p *pipeline
 }
 
-func (w *watchedSource) Capture(ctx context.Context) (capture.Frame, error) {
+func (w *watchedSource) Capture(ctx context.Context) (frame.Frame, error) {
 	w.p.inCapture.Store(time.Now().UnixNano())
 	defer w.p.inCapture.Store(0)
 	return w.Source.Capture(ctx)

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/queue"
 	"framepush/sender"
 )
@@ -17,7 +17,7 @@ import (
 type WindowTransport interface {
 	Transport
 	Windowed() bool
-	Submit(ctx context.Context, f capture.Frame, tag any, done func(sender.Outcome))
+	Submit(ctx context.Context, f frame.Frame, tag any, done func(sender.Outcome))
 	Poll(done func(sender.Outcome))
 	Flush(ctx context.Context, done func(sender.Outcome))
 	InFlight() int

@@ -14,7 +14,7 @@ import (
 	"errors"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 )
 
 type laneResult struct {
@@ -54,7 +54,7 @@ func (s *Sender) useLanes() bool {
 }
 
 // submitLane sends f on an idle lane, waiting for one while all are busy.
-func (s *Sender) submitLane(ctx context.Context, f capture.Frame, tag any, start time.Time, done func(Outcome)) {
+func (s *Sender) submitLane(ctx context.Context, f frame.Frame, tag any, start time.Time, done func(Outcome)) {
 	if s.ln == nil {
 		if s.conn != nil {
 			_ = s.Close(ctx) // the lanes take over from the main connection

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"time"
 
 	"framepush/internal/backoff"
+	"framepush/internal/netaddr"
 	"framepush/wire"
 )
 
@@ -54,6 +54,12 @@ type Options struct {
 	// Sender stays on an address while it works and moves to the next one
 	// (wrapping around) when a connection to it fails.
 	Addresses []string
+
+	// SpreadKey, if set, picks the address tried first by a stable hash
+	// of it (FNV-1a, modulo the number of addresses); failover then goes
+	// on in order from there, wrapping around. Boards sharing one config
+	// with their device name as the key spread evenly over the receivers.
+	SpreadKey string
 
 	// Mode is auto (the default), persistent or seed.
 	Mode Mode
@@ -186,19 +192,18 @@ func (o Options) withDefaults() (Options, error) {
 		o.Name, o.Checksum = "", wire.ChecksumNone
 	}
 	o.Addresses = append([]string(nil), o.Addresses...)
+	if o.SpreadKey != "" && len(o.Addresses) > 1 {
+		k := int(fnv1a(o.SpreadKey) % uint32(len(o.Addresses)))
+		o.Addresses = append(append(make([]string, 0, len(o.Addresses)), o.Addresses[k:]...), o.Addresses[:k]...)
+	}
 	return o, nil
 }
 
+// checkAddr applies the rule config validation applies to
+// server.addresses, so that a checked configuration always starts.
 func checkAddr(a string) error {
-	host, port, err := net.SplitHostPort(a)
-	if err != nil {
-		return fmt.Errorf("server address %q: %v (want HOST:PORT)", a, err)
-	}
-	if host == "" {
-		return fmt.Errorf("server address %q has no host (want HOST:PORT)", a)
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return fmt.Errorf("server address %q: port %q is not a number from 1 to 65535", a, port)
+	if err := netaddr.CheckDial(a); err != nil {
+		return fmt.Errorf("server address %w", err)
 	}
 	return nil
 }
@@ -210,4 +215,15 @@ func (o *Options) dataTimeout(n int64) time.Duration {
 		secs = 86400
 	}
 	return o.AnswerTimeout + time.Duration(secs*float64(time.Second))
+}
+
+// fnv1a is the 32-bit FNV-1a hash of s, written out so that the agent
+// links no hash package for four lines of arithmetic.
+func fnv1a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
 }

@@ -29,7 +29,7 @@ import (
 	"time"
 	"unsafe"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/internal/backoff"
 	"framepush/wire"
 )
@@ -193,7 +193,7 @@ func (s *Sender) modeFor(addr string) Mode {
 // after exactly one frame makes the Sender use one connection per frame
 // for that address (a connection that carried several frames proves the
 // server persistent); every 10 minutes it tries persistent again.
-func (s *Sender) Send(ctx context.Context, f capture.Frame) error {
+func (s *Sender) Send(ctx context.Context, f frame.Frame) error {
 	if len(f.Data) == 0 {
 		s.update(func(st *Stats) { st.Rejected++ })
 		return ErrEmptyFrame
@@ -261,7 +261,7 @@ func (s *Sender) Send(ctx context.Context, f capture.Frame) error {
 // Deliver calls Send until f is delivered, refused permanently, or ctx is
 // done; in the last case the error is the last failure, wrapped together
 // with ctx's error.
-func (s *Sender) Deliver(ctx context.Context, f capture.Frame) error {
+func (s *Sender) Deliver(ctx context.Context, f frame.Frame) error {
 	var last error
 	for {
 		err := s.Send(ctx, f)
@@ -311,7 +311,7 @@ func (s *Sender) Close(ctx context.Context) error {
 
 // exchange runs the handshake for f on the open connection, interruptible
 // by ctx.
-func (s *Sender) exchange(ctx context.Context, f *capture.Frame) error {
+func (s *Sender) exchange(ctx context.Context, f *frame.Frame) error {
 	armed := s.arm(ctx)
 	err := s.handshake(f)
 	if armed {
@@ -328,7 +328,7 @@ const (
 	stepGotImage
 )
 
-func (s *Sender) handshake(f *capture.Frame) error {
+func (s *Sender) handshake(f *frame.Frame) error {
 	c := s.conn
 	n := int64(len(f.Data))
 	s.line = s.sizeLine(s.line[:0], f)
@@ -372,7 +372,7 @@ func (s *Sender) handshake(f *capture.Frame) error {
 // sizeLine appends the SIZE line for f. With the extension, the id token
 // is f.Seq in decimal, formatted into a buffer of the Sender and viewed as
 // a string only while the line is built, so no frame allocates.
-func (s *Sender) sizeLine(dst []byte, f *capture.Frame) []byte {
+func (s *Sender) sizeLine(dst []byte, f *frame.Frame) []byte {
 	n := int64(len(f.Data))
 	if !s.o.Extension {
 		if s.askWindow > 0 {

@@ -25,7 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/wire"
 )
 
@@ -149,7 +149,7 @@ func (s *Sender) Due() time.Time {
 // is written, waiting first while the window is full. done runs on the
 // caller's goroutine. Submit, Poll, Flush, Send and Close must be called
 // by one goroutine at a time; call Flush before Close.
-func (s *Sender) Submit(ctx context.Context, f capture.Frame, tag any, done func(Outcome)) {
+func (s *Sender) Submit(ctx context.Context, f frame.Frame, tag any, done func(Outcome)) {
 	start := time.Now()
 	if s.useLanes() {
 		s.pollLanes(ctx, false, done)
@@ -306,7 +306,7 @@ func (s *Sender) tokenRefused(err error) bool {
 // startWindow is called by the handshake of a SIZE line whose window was
 // granted: it writes the payload and starts the reader, which expects the
 // frame's GOT IMAGE first.
-func (s *Sender) startWindow(f *capture.Frame, granted int) error {
+func (s *Sender) startWindow(f *frame.Frame, granted int) error {
 	n := int64(len(f.Data))
 	_ = s.conn.SetWriteDeadline(time.Now().Add(s.o.dataTimeout(n)))
 	if _, err := s.conn.Write(f.Data); err != nil {
@@ -355,7 +355,7 @@ func (s *Sender) readAnswers(c net.Conn, out chan<- answer, ready chan struct{},
 }
 
 // writeInWindow writes f's SIZE line and payload in one go.
-func (s *Sender) writeInWindow(ctx context.Context, f capture.Frame, tag any, start time.Time, done func(Outcome)) {
+func (s *Sender) writeInWindow(ctx context.Context, f frame.Frame, tag any, start time.Time, done func(Outcome)) {
 	n := int64(len(f.Data))
 	s.line = s.sizeLine(s.line[:0], &f)
 	armed := s.arm(ctx)

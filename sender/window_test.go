@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/internal/backoff"
 	"framepush/internal/testutil"
 	"framepush/internal/testutil/recvtest"
@@ -23,7 +23,7 @@ import (
 
 // submitAll submits frames in order and flushes; it returns the outcomes
 // in the order they were reported.
-func submitAll(t *testing.T, s *Sender, frames []capture.Frame) []Outcome {
+func submitAll(t *testing.T, s *Sender, frames []frame.Frame) []Outcome {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), long)
 	defer cancel()
@@ -51,7 +51,7 @@ func TestWindowWithFramerecv(t *testing.T) {
 		t.Run(fmt.Sprintf("extension=%v", ext), func(t *testing.T) {
 			r := startReceiver(t, receiver.Options{})
 			s := newSender(t, Options{Addresses: []string{r.Addr}, Window: Window{Frames: 8}, Extension: ext, Name: "cam"})
-			var frames []capture.Frame
+			var frames []frame.Frame
 			for i := range 40 {
 				frames = append(frames, testFrame(uint64(i+1), 1000+i*997))
 			}
@@ -134,7 +134,7 @@ func TestWindowRefusalOfOneFrame(t *testing.T) {
 				return ""
 			})
 			s := newSender(t, Options{Addresses: []string{f.addr}, Window: Window{Frames: 8}, Backoff: quick})
-			var frames []capture.Frame
+			var frames []frame.Frame
 			for i := range 5 {
 				frames = append(frames, testFrame(uint64(i+1), 3000))
 			}
@@ -209,7 +209,7 @@ func TestWindowIgnoredIsStopAndWait(t *testing.T) {
 		}
 	})
 	s := newSender(t, Options{Addresses: []string{f.addr}, Window: Window{Frames: 8}})
-	var frames []capture.Frame
+	var frames []frame.Frame
 	for i := range 4 {
 		frames = append(frames, testFrame(uint64(i+1), 2000+i))
 	}
@@ -271,12 +271,12 @@ func TestWindowTokenRefusedRetriedWithout(t *testing.T) {
 				}
 			})
 			s := newSender(t, Options{Addresses: []string{f.addr}, Window: Window{Frames: 8}})
-			out := submitAll(t, s, []capture.Frame{testFrame(1, 100)})
+			out := submitAll(t, s, []frame.Frame{testFrame(1, 100)})
 			if out[0].Err != nil {
 				t.Fatalf("frame refused for its window token was not retried without it: %v", out[0].Err)
 			}
 			s.Close(context.Background())
-			if out := submitAll(t, s, []capture.Frame{testFrame(2, 100)}); out[0].Err != nil {
+			if out := submitAll(t, s, []frame.Frame{testFrame(2, 100)}); out[0].Err != nil {
 				t.Fatal(out[0].Err)
 			}
 			if st := s.Stats(); st.Rejected != 0 || st.Sent != 2 || st.Failures != 0 {
@@ -316,7 +316,7 @@ func TestWindowBrokenConnectionResends(t *testing.T) {
 		}
 	})
 	s := newSender(t, Options{Addresses: []string{g.addr}, Window: Window{Frames: 8}, Backoff: quick})
-	var frames []capture.Frame
+	var frames []frame.Frame
 	for i := range 3 {
 		frames = append(frames, testFrame(uint64(i+1), 5000))
 	}
@@ -347,7 +347,7 @@ func TestWindowTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newSender(t, Options{Addresses: []string{r.Addr}, TLS: cfg, Extension: true, Name: "tls-cam", Window: Window{Frames: 4}})
-	var frames []capture.Frame
+	var frames []frame.Frame
 	for i := range 20 {
 		frames = append(frames, testFrame(uint64(i+1), 30000*i+1))
 	}
@@ -369,7 +369,7 @@ func TestWindowFailover(t *testing.T) {
 	a := startReceiver(t, receiver.Options{})
 	b := startReceiver(t, receiver.Options{})
 	s := newSender(t, Options{Addresses: []string{a.Addr, b.Addr}, Window: Window{Frames: 8}, Backoff: quick, AnswerTimeout: 5 * time.Second})
-	var frames []capture.Frame
+	var frames []frame.Frame
 	for i := range 30 {
 		frames = append(frames, testFrame(uint64(i+1), 20000))
 	}
@@ -414,7 +414,7 @@ func TestWindowFailover(t *testing.T) {
 				t.Fatal(err)
 			}
 			seen[string(data)] = true
-			i := slices.IndexFunc(frames, func(f capture.Frame) bool { return string(f.Data) == string(data) })
+			i := slices.IndexFunc(frames, func(f frame.Frame) bool { return string(f.Data) == string(data) })
 			if i < prev {
 				t.Errorf("receiver %s: frame %d stored after frame %d", r.Addr, i+1, prev+1)
 			}
@@ -468,7 +468,7 @@ func TestConnectionsParallel(t *testing.T) {
 	s := newSender(t, Options{Addresses: []string{f.addr}, Window: Window{Frames: 8}, Connections: 3, Terminator: wire.TermLF})
 	ctx, cancel := context.WithTimeout(context.Background(), long)
 	defer cancel()
-	var frames []capture.Frame
+	var frames []frame.Frame
 	for i := range 12 {
 		frames = append(frames, testFrame(uint64(i+1), 4000+i))
 	}

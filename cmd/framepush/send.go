@@ -7,14 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
-	"framepush/capture"
 	"framepush/config"
+	"framepush/frame"
 	"framepush/internal/backoff"
 	"framepush/sender"
 	"framepush/wire"
@@ -28,7 +26,10 @@ handshake: the seed client's job, with timeouts, retries and failover. It
 prints one line per file delivered and exits 0 only when every file was
 acknowledged with GOT IMAGE; 1 when any was not (each failure says why);
 2 for a usage error. A file the server refuses for good (too large, ...)
-is not retried; the others go on.
+is not retried; the others go on. Only regular files of at most --max-size
+are read (64MiB, framerecv's default limit): a FIFO, a device such as
+/dev/zero or a directory is refused unread, naming its kind. SIGTERM or
+SIGINT stops the run; a second one ends it at once.
 
 Examples:
   # To framerecv on this machine (start one with: framerecv --dir ./frames)
@@ -79,6 +80,8 @@ type sendFlags struct {
 	window        int
 	windowBytes   string
 	connections   int
+	maxSize       int64 // from --max-size
+	maxSizeText   string
 }
 
 // addrList is a repeatable --server flag.
@@ -111,6 +114,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	flags.IntVar(&f.window, "window", sender.DefaultWindowFrames, "pipelining: up to `N` files sent before their answers come back, with a receiver that grants it\n(framerecv does; others get stop-and-wait); 0 or 1: always stop-and-wait")
 	flags.StringVar(&f.windowBytes, "window-bytes", "8MiB", "with --window: at most `BYTES` of files sent but not yet answered")
 	flags.IntVar(&f.connections, "connections", 1, "with a receiver that does not pipeline: up to `N` connections, one file in flight on each\n(the order in which the receiver stores the files is then not guaranteed)")
+	flags.StringVar(&f.maxSizeText, "max-size", fmt.Sprintf("%dMiB", defaultSendMaxSize>>20), "largest file sent, in `BYTES` (framerecv's default --max-frame-size); larger files and non-regular ones (FIFOs, devices) are refused unread")
 	flags.BoolVar(&f.verbose, "verbose", false, "log connections and retries to stderr")
 	flags.Usage = func() {} // errors get a hint below; --help the whole text on stdout
 	if err := flags.Parse(args); err != nil {
@@ -145,9 +149,9 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	var failed int
 	if s.Windowed() {
-		failed = sendFilesWindowed(ctx, s, files, f.retryFor, stdout, stderr)
+		failed = sendFilesWindowed(ctx, s, files, f.retryFor, f.maxSize, stdout, stderr)
 	} else {
-		failed = sendFiles(ctx, s, files, f.retryFor, stdout, stderr)
+		failed = sendFiles(ctx, s, files, f.retryFor, f.maxSize, stdout, stderr)
 	}
 	cctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
@@ -205,6 +209,11 @@ func (f *sendFlags) options(set map[string]bool, files []string) (sender.Options
 	if f.connections < 0 || f.connections > 64 {
 		return o, fmt.Errorf("--connections %d: want 1 to 64", f.connections)
 	}
+	maxSize, err := config.ParseByteSize(f.maxSizeText)
+	if err != nil || maxSize <= 0 {
+		return o, fmt.Errorf("--max-size %q: want a positive byte count such as 64MiB", f.maxSizeText)
+	}
+	f.maxSize = int64(maxSize)
 	o = sender.Options{
 		Connections:    f.connections,
 		Window:         sender.Window{Frames: f.window, Bytes: int64(winBytes)},
@@ -231,14 +240,14 @@ func (f *sendFlags) options(set map[string]bool, files []string) (sender.Options
 // sendFiles sends files in order and returns how many were not delivered.
 // Once a file could not be delivered within retryFor, the server is taken
 // for unreachable and the remaining files are not tried.
-func sendFiles(ctx context.Context, s *sender.Sender, files []string, retryFor time.Duration, stdout, stderr io.Writer) int {
+func sendFiles(ctx context.Context, s *sender.Sender, files []string, retryFor time.Duration, maxSize int64, stdout, stderr io.Writer) int {
 	failed := 0
 	for i, file := range files {
 		if ctx.Err() != nil {
 			fmt.Fprintf(stderr, "framepush send: interrupted: %d files not sent\n", len(files)-i)
 			return failed + len(files) - i
 		}
-		fr, err := readFrame(file, uint64(i+1))
+		fr, err := readFrame(file, uint64(i+1), maxSize)
 		if err != nil {
 			fmt.Fprintf(stderr, "framepush send: %v\n", err)
 			failed++
@@ -275,36 +284,15 @@ func sendFiles(ctx context.Context, s *sender.Sender, files []string, retryFor t
 	return failed
 }
 
-// readFrame loads file as frame seq: its bytes, its format from the magic
-// bytes and its modification time as the capture time.
-func readFrame(file string, seq uint64) (capture.Frame, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return capture.Frame{}, fmt.Errorf("%s: cannot read: %w", file, err)
-	}
-	if len(data) == 0 {
-		return capture.Frame{}, fmt.Errorf("%s: empty file, not sent (the protocol cannot carry 0 bytes)", file)
-	}
-	fr := capture.Frame{Data: data, Format: formatOf(data), Seq: seq, Source: "file:" + file, Trigger: "send"}
-	if st, err := os.Stat(file); err == nil {
-		fr.Time = st.ModTime()
-	}
-	return fr, nil
-}
-
 // formatOf names an image format from its magic bytes.
-func formatOf(b []byte) string {
+func formatOf(b []byte) frame.Format {
 	switch {
 	case bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}):
-		return "jpeg"
+		return frame.JPEG
 	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
-		return "png"
+		return frame.PNG
 	}
-	return "bin"
+	return frame.Bin
 }
 
 // roundDuration keeps three significant digits or so for humans.

@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/sender"
 )
 
@@ -16,10 +16,10 @@ import (
 // in order; a file refused for good is not retried; one that failed is
 // retried (from the oldest unanswered file on, in order) for up to
 // retryFor, after which the remaining files are not tried.
-func sendFilesWindowed(ctx context.Context, s *sender.Sender, files []string, retryFor time.Duration, stdout, stderr io.Writer) int {
+func sendFilesWindowed(ctx context.Context, s *sender.Sender, files []string, retryFor time.Duration, maxSize int64, stdout, stderr io.Writer) int {
 	type job struct {
 		i         int
-		fr        capture.Frame
+		fr        frame.Frame
 		start     time.Time
 		firstFail time.Time // zero until its first failed attempt
 	}
@@ -66,7 +66,7 @@ func sendFilesWindowed(ctx context.Context, s *sender.Sender, files []string, re
 			if len(back) > 0 {
 				j, back = back[0], back[1:]
 			} else {
-				fr, err := readFrame(files[next], uint64(next+1))
+				fr, err := readFrame(files[next], uint64(next+1), maxSize)
 				if err != nil {
 					fmt.Fprintf(stderr, "framepush send: %v\n", err)
 					failed++

@@ -11,7 +11,7 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/rs/zerolog"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/receiver"
 	"framepush/sender"
 	"framepush/wire"
@@ -106,7 +106,7 @@ func linkRun(b *testing.B, addr string, w sender.Window, n, size int) float64 {
 	defer s.Close(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	frames := make([]capture.Frame, n+1)
+	frames := make([]frame.Frame, n+1)
 	for i := range frames {
 		frames[i] = frameOf(i+1, payload(size, uint64(i+1)))
 	}

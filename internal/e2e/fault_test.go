@@ -12,7 +12,7 @@ import (
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/rs/zerolog"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/receiver"
 	"framepush/sender"
 	"framepush/wire"
@@ -142,7 +142,7 @@ func (r *faultRig) deliverAll(s *sender.Sender, sizes []int, within time.Duratio
 	defer cancel()
 	start := time.Now()
 	total := 0
-	frames := make([]capture.Frame, len(sizes))
+	frames := make([]frame.Frame, len(sizes))
 	for i, n := range sizes {
 		payloads[i] = payload(n, uint64(i+1))
 		frames[i] = frameOf(i+1, payloads[i])

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/sender"
 )
 
@@ -30,7 +30,7 @@ func windows(t *testing.T, fn func(t *testing.T, w sender.Window)) {
 // Submit in order; a delivered frame is done; any other outcome puts the
 // frame back, in order, ahead of those not yet sent (a permanent refusal
 // fails the test). It returns when all are delivered or ctx ends.
-func submitAll(ctx context.Context, s *sender.Sender, frames []capture.Frame) error {
+func submitAll(ctx context.Context, s *sender.Sender, frames []frame.Frame) error {
 	var todo, back []int
 	for i := range frames {
 		todo = append(todo, i)
@@ -81,7 +81,7 @@ func TestWindowSenderToSeedServer(t *testing.T) {
 	s := newSender(t, sender.Options{Addresses: []string{seed.Addr}, Mode: sender.ModeAuto, Window: testWindow, AnswerTimeout: 10 * time.Second})
 	sizes := []int{seedIntactMin, 5000, 20000, 65536, 100000, 9999, 70000, 4200}
 	payloads := make([][]byte, len(sizes))
-	frames := make([]capture.Frame, len(sizes))
+	frames := make([]frame.Frame, len(sizes))
 	for i, n := range sizes {
 		payloads[i] = payload(n, uint64(300+i))
 		frames[i] = frameOf(i+1, payloads[i])

@@ -92,6 +92,7 @@ type windowState struct {
 	quit     chan struct{} // closed to stop the reader
 	done     chan struct{} // closed when the reader returned
 	ignored  map[string]time.Time
+	granted  map[string]int // window last granted per address, for the log
 	bufs     [2][]byte
 	breaks   int // windows ended with frames unanswered
 }
@@ -319,7 +320,17 @@ func (s *Sender) startWindow(f *frame.Frame, granted int) error {
 	w.quit = make(chan struct{})
 	w.done = make(chan struct{})
 	s.Ready()
-	s.log.Debug("pipelining", "addr", s.o.Addresses[s.addrIdx], "window", w.size, "window_bytes", s.o.Window.Bytes)
+	addr := s.o.Addresses[s.addrIdx]
+	if w.granted == nil {
+		w.granted = make(map[string]int)
+	}
+	if w.granted[addr] != w.size {
+		// Once per address and window: the receiver pipelines.
+		w.granted[addr] = w.size
+		s.log.Info("receiver pipelines", "addr", addr, "window", w.size, "window_bytes", s.o.Window.Bytes)
+	} else {
+		s.log.Debug("pipelining", "addr", addr, "window", w.size, "window_bytes", s.o.Window.Bytes)
+	}
 	s.update(func(st *Stats) { st.Window = w.size; st.Pipelined++ })
 	go s.readAnswers(s.conn, w.answers, w.ready, w.quit, w.done)
 	return errInWindow

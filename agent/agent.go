@@ -90,6 +90,11 @@ type Agent struct {
 	events       atomic.Uint64
 	seq          atomic.Uint64 // id of the last frame queued in this run
 	memLimit     atomic.Int64  // soft memory limit set by governMemory; 0 when left to the environment
+
+	// Link counters of retired pipelines (guarded by mu): a reload builds
+	// a new Sender whose counters start at zero, and a _total must never
+	// go backwards while the process runs.
+	retiredConnects, retiredReconnects uint64
 }
 
 // pipeline is the part of the agent a reload replaces: source, trigger,
@@ -496,6 +501,7 @@ func (a *Agent) reload() error {
 	p := a.currentPipe()
 	a.log.Info("reloading: stopping capture and the link; queued frames stay queued")
 	a.stop(p, false)
+	a.retire(p)
 	np, err := a.start(nc)
 	if err != nil {
 		a.metrics.reloadFails.Inc()
@@ -517,6 +523,20 @@ func (a *Agent) reload() error {
 	a.metrics.reloads.Inc()
 	a.log.Info("reloaded", "source", nc.Source.Type, "trigger", nc.Trigger.Type, "server", nc.Server.Addresses)
 	return nil
+}
+
+// retire folds the link counters of a stopped pipeline into the agent's
+// and unsets the pipeline, in one step under mu, so that a snapshot sees
+// either the old pipeline or the folded totals, never both or neither.
+func (a *Agent) retire(p *pipeline) {
+	st := p.tx.Stats()
+	a.mu.Lock()
+	a.retiredConnects += st.Connects
+	a.retiredReconnects += st.Reconnects
+	if a.pipe == p {
+		a.pipe = nil
+	}
+	a.mu.Unlock()
 }
 
 func (a *Agent) setPipe(p *pipeline) {
@@ -618,12 +638,19 @@ type Snapshot struct {
 func (a *Agent) snapshot() Snapshot {
 	s := Snapshot{LinkUp: a.linkUp.Load(), Events: a.events.Load(),
 		LastCapture: unixTime(a.lastCapture.Load()), LastDelivery: unixTime(a.lastDelivery.Load())}
-	p := a.currentPipe()
+	a.mu.Lock()
+	p := a.pipe
+	s.Connects, s.Reconnects = a.retiredConnects, a.retiredReconnects
+	var ts sender.Stats
+	if p != nil {
+		ts = p.tx.Stats() // under mu: retire cannot fold p in between
+	}
+	a.mu.Unlock()
 	if p == nil {
 		return s
 	}
-	ts := p.tx.Stats()
-	s.Connects, s.Reconnects = ts.Connects, ts.Reconnects
+	s.Connects += ts.Connects
+	s.Reconnects += ts.Reconnects
 	if ts.Connected {
 		s.LinkUp = true
 	}

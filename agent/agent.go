@@ -40,9 +40,10 @@ import (
 // Transport delivers frames to a receiver. *sender.Sender is the one in
 // use; the seam keeps the agent's send loop independent of the wire.
 type Transport interface {
-	// Send makes one delivery attempt; nil means the receiver acknowledged
-	// the frame. It is called by one goroutine at a time.
-	Send(ctx context.Context, f capture.Frame) error
+	// SendID makes one delivery attempt of f under the frame id id; nil
+	// means the receiver acknowledged the frame. It is called by one
+	// goroutine at a time.
+	SendID(ctx context.Context, f capture.Frame, id string) error
 	// Close ends the session politely (BYE BYE) and releases the link.
 	Close(ctx context.Context) error
 	// Stats reports the link state for metrics.
@@ -95,6 +96,13 @@ type Agent struct {
 	// a new Sender whose counters start at zero, and a _total must never
 	// go backwards while the process runs.
 	retiredConnects, retiredReconnects uint64
+
+	// Refusals since the last GOT IMAGE, and when the last one was, for
+	// health; refusals summarises their warnings.
+	refusedInARow atomic.Uint64
+	lastRefusal   atomic.Int64
+	lastRefusalIs atomic.Pointer[string]
+	refusals      rateLog
 }
 
 // pipeline is the part of the agent a reload replaces: source, trigger,
@@ -363,8 +371,9 @@ func (a *Agent) sendLoop(ctx context.Context, p *pipeline) {
 		f := it.Frame
 		t0 := time.Now()
 		p.inSend.Store(t0.UnixNano())
-		err = p.tx.Send(ctx, f)
+		err = p.tx.SendID(ctx, f, it.ID)
 		p.inSend.Store(0)
+		answer, refused := sender.RefusedAfterPayload(err)
 		switch {
 		case err == nil:
 			a.queue.Ack(it)
@@ -374,6 +383,7 @@ func (a *Agent) sendLoop(ctx context.Context, p *pipeline) {
 			a.metrics.sentBytes.Add(len(f.Data))
 			a.metrics.sendSeconds.UpdateDuration(t0)
 			a.lastDelivery.Store(time.Now().UnixNano())
+			a.refusedInARow.Store(0)
 			if failures > 0 {
 				a.log.Info("delivering again", "after_failed_attempts", failures, "down_for", time.Since(downSince).Round(time.Millisecond), "queued", a.queue.Stats().Pending)
 				failures, lastErr = 0, ""
@@ -383,7 +393,25 @@ func (a *Agent) sendLoop(ctx context.Context, p *pipeline) {
 			// Retrying could never succeed: drop it, loudly.
 			a.queue.Ack(it)
 			a.metrics.rejected.Inc()
-			a.log.Warn("receiver refused the frame permanently; dropped (counted as rejected)", "seq", f.Seq, "bytes", len(f.Data), "captured", f.Time, "err", err)
+			a.refusal(err)
+			a.refusals.log(a.log, "receiver refused the frame permanently; dropped (counted as rejected)",
+				"id", it.ID, "bytes", len(f.Data), "captured", f.Time, "err", err)
+		case refused && ctx.Err() == nil:
+			// The receiver is there and had the whole frame, but refused
+			// this one: retried up to queue.max_attempts times, then moved
+			// aside so that the frames behind it flow.
+			a.metrics.failures.Inc()
+			a.refusal(err)
+			dead, qerr := a.queue.Refused(it, answer)
+			switch {
+			case qerr != nil:
+				a.log.Error("settling a refused frame", "id", it.ID, "err", qerr)
+			case dead:
+				a.metrics.deadLettered.Inc()
+			default:
+				a.refusals.log(a.log, "receiver refused the frame after its payload; it is retried",
+					"id", it.ID, "bytes", len(f.Data), "answer", answer)
+			}
 		default:
 			a.queue.Nack(it)
 			a.metrics.failures.Inc()
@@ -690,7 +718,8 @@ type Health struct {
 // continuous and interval triggers: a frame within healthy_within or two
 // periods; for event triggers: the camera not down for longer than
 // healthy_within) and pushing (nothing queued, or a delivery within
-// healthy_within).
+// healthy_within; and not a receiver refusing every frame sent since the
+// last delivery, if that was more than healthy_within ago).
 func (a *Agent) Health() Health {
 	cfg := a.Config()
 	s := a.snapshot()
@@ -737,6 +766,19 @@ func (a *Agent) Health() Health {
 	if st.Pending > 0 {
 		if d := since(s.LastDelivery); d > within {
 			h.Problems = append(h.Problems, fmt.Sprintf("%d frames queued and none delivered for %v", st.Pending, d.Round(time.Second)))
+		}
+	}
+	// A link that delivers nothing: the receiver answers, but refuses
+	// every frame (permanently, so nothing stays queued, or after the
+	// payload), and nothing was delivered for healthy_within.
+	if n := a.refusedInARow.Load(); n > 0 {
+		if d := since(s.LastDelivery); d > within {
+			last := ""
+			if p := a.lastRefusalIs.Load(); p != nil {
+				last = *p
+			}
+			h.Problems = append(h.Problems, fmt.Sprintf("the receiver refused the last %d frames and none was delivered for %v: %s",
+				n, d.Round(time.Second), last))
 		}
 	}
 	h.Healthy = len(h.Problems) == 0

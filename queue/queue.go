@@ -350,7 +350,11 @@ func (q *Queue) Put(f capture.Frame) error {
 	if !write {
 		return err
 	}
-	kept := q.finishWrite(e, name, false, q.sp.write(name, &f))
+	werr := q.sp.write(name, &f)
+	for werr != nil && isNoSpace(werr) && q.opt.Drop == DropOldest && q.evictForSpace(e) {
+		werr = q.sp.write(name, &f) // the file system is smaller than the spool limits
+	}
+	kept := q.finishWrite(e, name, false, werr)
 	switch {
 	case kept == keptDurable:
 		return nil
@@ -689,7 +693,7 @@ func (q *Queue) finishWrite(e *entry, name string, release bool, err error) writ
 		}
 	} else {
 		q.spoolErrors++
-		q.log.Error("queue: cannot write frame to the spool", "seq", e.frame.Seq, "err", err)
+		q.spoolErrorLocked(e, err)
 		if !e.gone {
 			q.setSpooled(e, false)
 			e.file = ""
@@ -701,7 +705,11 @@ func (q *Queue) finishWrite(e *entry, name string, release bool, err error) writ
 					q.setResident(e, true)
 				} else {
 					q.removeLocked(e)
-					q.dropLocked(e, ReasonSpoolError)
+					reason := ReasonSpoolError
+					if isNoSpace(err) {
+						reason = q.fullReason() // a full disk is a full queue
+					}
+					q.dropLocked(e, reason)
 					out = keptDropped
 				}
 			}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"framepush/internal/testutil"
 	"framepush/internal/testutil/refuser"
 	"framepush/queue"
+	"framepush/receiver"
 	"framepush/wire"
 )
 
@@ -116,5 +118,39 @@ func TestIDsUniqueAcrossAgentRestarts(t *testing.T) {
 	}
 	if len(runs) != 2 {
 		t.Fatalf("frames from %d runs (%v), want 2", len(runs), runs)
+	}
+}
+
+// With every frame refused for good, /healthz stayed 200 healthy:true
+// while all frames were dropped, and each refusal logged two warnings.
+func TestHealthReportsALinkThatDeliversNothing(t *testing.T) {
+	rv := startRecv(t, "127.0.0.1:0", func(o *receiver.Options) { o.MaxFrameSize = 100 })
+	c := testConfig(rv.Addr)
+	c.Trigger.FPS = 20
+	c.HTTP.Listen = "127.0.0.1:0"
+	c.HTTP.HealthyWithin = time.Second
+	r, logs := startAgent(t, c, Options{})
+	base := "http://" + r.a.Addr().String()
+	testutil.WaitFor(t, "/healthz to turn unhealthy", 30*time.Second, func() bool {
+		code, _ := get(t, base+"/healthz")
+		return code == http.StatusServiceUnavailable
+	})
+	_, body := get(t, base+"/healthz")
+	if !strings.Contains(body, "refused the last") || !strings.Contains(body, "too-large") {
+		t.Fatalf("unhealthy /healthz does not say the receiver refuses everything: %s", body)
+	}
+	testutil.WaitFor(t, "many refusals", 30*time.Second, func() bool { return r.a.metrics.rejected.Get() >= 30 })
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	// Summarised: one warning per period (10 s), not two per frame.
+	var warns int
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "level=WARN") && strings.Contains(line, "refused") {
+			warns++
+		}
+	}
+	if n := r.a.metrics.rejected.Get(); warns < 1 || uint64(warns) >= n/2 {
+		t.Fatalf("%d refusal warnings for %d refused frames; want them summarised:\n%s", warns, n, logs.String())
 	}
 }

@@ -402,6 +402,7 @@ func (a *Agent) sendLoop(ctx context.Context, p *pipeline) {
 			// aside so that the frames behind it flow.
 			a.metrics.failures.Inc()
 			a.refusal(err)
+			a.linkUp.Store(true) // it answered: reachable, no reason to spool
 			dead, qerr := a.queue.Refused(it, answer)
 			switch {
 			case qerr != nil:

@@ -139,10 +139,13 @@ func New(cfg config.Config, opts Options) (*Agent, error) {
 	if opts.StatusEvery == 0 {
 		opts.StatusEvery = 10 * time.Minute
 	}
+	if err := CheckConfig(cfg); err != nil {
+		return nil, err
+	}
 	a := &Agent{log: opts.Logger, opts: opts, cfg: cfg, started: time.Now()}
 	q, err := queue.Open(QueueOptions(cfg.Queue, a.log.With("part", "queue")))
 	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
+		return nil, err // the queue's errors say "queue: ..." already
 	}
 	a.queue = q
 	if st := q.Stats(); st.Recovered > 0 {
@@ -296,7 +299,7 @@ func (a *Agent) start(cfg config.Config) (*pipeline, error) {
 	if err != nil {
 		src.Close()
 		trig.Close()
-		return nil, fmt.Errorf("sender: %w", err)
+		return nil, configError{err} // only bad options fail New; its errors say "sender: ..." already
 	}
 	p := &pipeline{cfg: cfg, src: src, trig: trig, tx: tx,
 		captureDone: make(chan error, 1), sendDone: make(chan struct{}), drain: make(chan struct{})}

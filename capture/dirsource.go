@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"framepush/internal/logging"
+	"framepush/internal/regularfile"
 )
 
 // ErrExhausted is returned by a DirSource that is not looping once every
@@ -40,9 +41,12 @@ type DirSourceOptions struct {
 // files, macOS "._" metadata) are ignored. The format is taken from the
 // file's magic bytes, not its name. A file that vanished, cannot be read,
 // is empty, too large, not a JPEG or PNG, or visibly incomplete is skipped
-// and logged. Files are read when their turn comes, and a looping source
-// re-reads the folder at the start of every pass, so images can be added
-// or removed while it runs.
+// and logged. Only regular files are opened (symbolic links to them are
+// fine): a FIFO, device or socket named like an image is skipped with one
+// warning per file, not per pass, and counted (SkippedNonRegular), since
+// opening a FIFO would block capture for good. Files are read when their
+// turn comes, and a looping source re-reads the folder at the start of
+// every pass, so images can be added or removed while it runs.
 type DirSource struct {
 	opts   DirSourceOptions
 	log    *slog.Logger
@@ -53,6 +57,8 @@ type DirSource struct {
 	stale  bool // the last pass yielded nothing and was reported
 	seq    uint64
 	closed bool
+
+	notRegular map[string]bool // names skipped as FIFOs, devices ...: warned about once
 }
 
 // NewDirSource lists opts.Dir and fails if it cannot be read or holds no
@@ -70,7 +76,7 @@ func NewDirSource(opts DirSourceOptions) (*DirSource, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	d := &DirSource{opts: opts, log: opts.Logger, source: "dir:" + opts.Dir}
+	d := &DirSource{opts: opts, log: opts.Logger, source: "dir:" + opts.Dir, notRegular: map[string]bool{}}
 	if d.log == nil {
 		d.log = logging.Discard
 	}
@@ -120,6 +126,16 @@ func (d *DirSource) Capture(ctx context.Context) (Frame, error) {
 			name := d.names[d.next]
 			d.next++
 			data, format, err := d.load(name)
+			var nr *regularfile.NotRegularError
+			if errors.As(err, &nr) {
+				// Every pass meets it again: one warning per file, not per pass.
+				if !d.notRegular[name] {
+					d.notRegular[name] = true
+					d.log.Warn("skipping a file that is not a regular file (logged once per file)", "source", d.source,
+						"file", name, "kind", regularfile.Kind(nr.Mode), "non_regular_skipped", len(d.notRegular))
+				}
+				continue
+			}
 			if err != nil {
 				d.log.Warn("skipping image file", "source", d.source, "file", name, "reason", err)
 				continue
@@ -148,9 +164,15 @@ func (d *DirSource) Capture(ctx context.Context) (Frame, error) {
 	}
 }
 
+// SkippedNonRegular is the number of distinct files skipped because they
+// are not regular files (FIFOs, devices, sockets, directories named like
+// images). Call it from the goroutine that calls Capture.
+func (d *DirSource) SkippedNonRegular() int { return len(d.notRegular) }
+
 // load reads one file and checks that it is a complete JPEG or PNG.
 func (d *DirSource) load(name string) ([]byte, string, error) {
-	f, err := os.Open(filepath.Join(d.opts.Dir, name))
+	// Only regular files: opening a FIFO would block capture for good.
+	f, st, err := regularfile.Open(filepath.Join(d.opts.Dir, name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, "", errors.New("file vanished")
 	}
@@ -158,13 +180,6 @@ func (d *DirSource) load(name string) ([]byte, string, error) {
 		return nil, "", err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, "", err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, "", fmt.Errorf("not a regular file (%s)", st.Mode().Type())
-	}
 	if st.Size() > d.opts.MaxFileSize {
 		return nil, "", fmt.Errorf("file is %d bytes, over the %d-byte limit", st.Size(), d.opts.MaxFileSize)
 	}

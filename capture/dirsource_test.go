@@ -12,7 +12,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 func dirTestPNG(t *testing.T) []byte {
@@ -218,5 +220,50 @@ func TestDirSourceOptionsAndLifecycle(t *testing.T) {
 	}
 	if _, err := d.Capture(context.Background()); err == nil || !strings.Contains(err.Error(), "after close") {
 		t.Fatalf("capture after close: %v", err)
+	}
+}
+
+// A FIFO named like an image used to block the folder's replay for good in
+// open(2), with nothing logged. It is skipped now, with one warning for the
+// file (not one per pass), counted, and capture goes on.
+func TestDirSourceSkipsFIFOOnce(t *testing.T) {
+	dir := t.TempDir()
+	pngData := dirTestPNG(t)
+	if err := syscall.Mkfifo(filepath.Join(dir, "00-pipe.jpg"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dirTestWrite(t, dir, "01.png", pngData)
+	dirTestWrite(t, dir, "02.png", pngData)
+	d, logs := dirTestNew(t, DirSourceOptions{Dir: dir, Loop: true})
+	done := make(chan []Frame, 1)
+	go func() {
+		var frames []Frame
+		for i := 0; i < 6; i++ { // three passes
+			f, err := d.Capture(context.Background())
+			if err != nil {
+				t.Error(err)
+				break
+			}
+			frames = append(frames, f)
+		}
+		done <- frames
+	}()
+	var frames []Frame
+	select {
+	case frames = <-done:
+	case <-time.After(30 * time.Second): // a hang, not a speed limit
+		t.Fatal("Capture blocks on a FIFO in the folder")
+	}
+	if len(frames) != 6 {
+		t.Fatalf("%d frames, want 6", len(frames))
+	}
+	if n := strings.Count(logs.String(), "not a regular file"); n != 1 {
+		t.Errorf("%d warnings about the FIFO over three passes, want 1:\n%s", n, logs)
+	}
+	if !strings.Contains(logs.String(), `file=00-pipe.jpg kind="named pipe (FIFO)" non_regular_skipped=1`) {
+		t.Errorf("the warning does not name the file, kind and count:\n%s", logs)
+	}
+	if n := d.SkippedNonRegular(); n != 1 {
+		t.Errorf("SkippedNonRegular = %d, want 1", n)
 	}
 }

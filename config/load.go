@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -49,9 +52,9 @@ func (l *Loaded) Origin(path string) string {
 func Load(file string, env []string, sets []string) (*Loaded, error) {
 	l := &Loaded{Config: Default(), File: file, origin: map[string]string{}}
 	if file != "" {
-		data, err := os.ReadFile(file)
+		data, err := readFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
+			return nil, err
 		}
 		if err := l.applyYAML(file, data); err != nil {
 			return nil, err
@@ -72,7 +75,7 @@ func Load(file string, env []string, sets []string) (*Loaded, error) {
 			errs = append(errs, fmt.Errorf("config: $%s: %w", name, err))
 			continue
 		}
-		l.origin[path] = "$" + name
+		l.setOrigin(path, "$"+name)
 	}
 	for _, s := range sets {
 		path, val, ok := strings.Cut(s, "=")
@@ -85,7 +88,7 @@ func Load(file string, env []string, sets []string) (*Loaded, error) {
 			errs = append(errs, fmt.Errorf("config: --set %s: %w", path, err))
 			continue
 		}
-		l.origin[path] = "--set " + path
+		l.setOrigin(path, "--set "+path)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -94,6 +97,52 @@ func Load(file string, env []string, sets []string) (*Loaded, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// MaxFileBytes caps a configuration file. A real one is a few KiB; the cap
+// keeps a wrong path (a log, an image, a device) from being read whole
+// into memory, since yaml.v3 needs several times a document's size.
+const MaxFileBytes = 1 << 20
+
+// readFile reads a configuration file of at most MaxFileBytes, refusing a
+// larger one before reading it (regular files) or as soon as the cap is
+// passed (pipes such as /dev/stdin or <(...)).
+func readFile(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	tooBig := func(size string) error {
+		return fmt.Errorf("config: %s: %s, larger than the %d-byte (1 MiB) limit for a configuration file (is it the right file?)", file, size, MaxFileBytes)
+	}
+	if st, err := f.Stat(); err == nil {
+		if st.IsDir() {
+			return nil, fmt.Errorf("config: %s is a directory, not a configuration file", file)
+		}
+		if st.Mode().IsRegular() && st.Size() > MaxFileBytes {
+			return nil, tooBig(fmt.Sprintf("%d bytes", st.Size()))
+		}
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: reading %s: %w", file, err)
+	}
+	if len(data) > MaxFileBytes {
+		return nil, tooBig("more than that")
+	}
+	return data, nil
+}
+
+// setOrigin records that a variable or flag set path, forgetting the file
+// lines of the list items it replaced.
+func (l *Loaded) setOrigin(path, origin string) {
+	for k := range l.origin {
+		if strings.HasPrefix(k, path+"[") {
+			delete(l.origin, k)
+		}
+	}
+	l.origin[path] = origin
 }
 
 // applyYAML strictly decodes data over the defaults: unknown keys and wrong
@@ -144,6 +193,10 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, prefix string, origin 
 			continue
 		}
 		origin[path] = fmt.Sprintf("%s:%d", file, v.Line)
+		if n, sub, msg := notWhole(v, f.Type); msg != "" {
+			*errs = append(*errs, fmt.Errorf("config: %s:%d: %s%s: %s", file, n.Line, path, sub, msg))
+			continue
+		}
 		ft := f.Type
 		if ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
@@ -161,8 +214,66 @@ func checkKeys(file string, n *yaml.Node, t reflect.Type, prefix string, origin 
 			for j := 0; j+1 < len(v.Content); j += 2 {
 				origin[path+"."+v.Content[j].Value] = fmt.Sprintf("%s:%d", file, v.Content[j+1].Line)
 			}
+		case reflect.Slice:
+			// Each item's own line, for errors about one address of a list.
+			for j, item := range v.Content {
+				origin[fmt.Sprintf("%s[%d]", path, j)] = fmt.Sprintf("%s:%d", file, item.Line)
+			}
 		}
 	}
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// notWhole finds a fractional number given for a whole-number setting (or
+// inside a list or map of them) and says what is wrong with it. yaml.v3
+// would silently cut 1.5 to 1 and 640.9 to 640; a number that counts
+// pixels or frames must be written whole. Durations are not affected
+// (yaml.v3 takes only "500ms"-style strings for them).
+// The second result is the map key or list index under the setting, e.g.
+// ".brightness" or "[2]".
+func notWhole(n *yaml.Node, t reflect.Type) (*yaml.Node, string, string) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case n.Kind == yaml.AliasNode && n.Alias != nil:
+		return notWhole(n.Alias, t)
+	case t.Kind() == reflect.Slice && n.Kind == yaml.SequenceNode:
+		for i, item := range n.Content {
+			if bad, sub, msg := notWhole(item, t.Elem()); msg != "" {
+				return bad, fmt.Sprintf("[%d]%s", i, sub), msg
+			}
+		}
+	case t.Kind() == reflect.Map && n.Kind == yaml.MappingNode:
+		for j := 1; j < len(n.Content); j += 2 {
+			if bad, sub, msg := notWhole(n.Content[j], t.Elem()); msg != "" {
+				return bad, "." + n.Content[j-1].Value + sub, msg
+			}
+		}
+	case n.Kind == yaml.ScalarNode && t != durationType && isInteger(t.Kind()) && n.ShortTag() == "!!float":
+		f, err := strconv.ParseFloat(strings.ReplaceAll(n.Value, "_", ""), 64)
+		if err != nil || f != math.Trunc(f) || math.IsInf(f, 0) {
+			return n, "", fmt.Sprintf("%s is not a whole number (this setting takes an integer, e.g. %d)", n.Value, int64(math.Max(1, math.Round(orZero(f)))))
+		}
+	}
+	return nil, "", ""
+}
+
+func orZero(f float64) float64 {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0
+	}
+	return f
+}
+
+func isInteger(k reflect.Kind) bool {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return true
+	}
+	return false
 }
 
 func inSection(prefix string) string {
@@ -265,8 +376,8 @@ func setPath(cfg *Config, path, value string) error {
 				return fmt.Errorf("unknown setting %q", path)
 			}
 			elem := reflect.New(v.Type().Elem())
-			if err := yaml.Unmarshal([]byte(value), elem.Interface()); err != nil {
-				return fmt.Errorf("%q is not a valid value: %s", value, cleanYAML(err))
+			if err := decodeValue(value, value, elem); err != nil {
+				return err
 			}
 			if v.IsNil() {
 				v.Set(reflect.MakeMap(v.Type()))
@@ -295,10 +406,31 @@ func setPath(cfg *Config, path, value string) error {
 	if v.Kind() == reflect.String {
 		text = strconv.Quote(value)
 	}
-	if err := yaml.Unmarshal([]byte(text), target.Interface()); err != nil {
-		return fmt.Errorf("%q is not a valid value: %s", value, cleanYAML(err))
+	if err := decodeValue(text, value, target); err != nil {
+		return err
 	}
 	v.Set(target.Elem())
+	return nil
+}
+
+// decodeValue decodes the YAML text of one value (shown as given) into
+// target (a pointer), refusing fractional numbers for whole-number settings
+// as the file does.
+func decodeValue(text, shown string, target reflect.Value) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(text), &doc); err != nil {
+		return fmt.Errorf("%q is not a valid value: %s", shown, cleanYAML(err))
+	}
+	if len(doc.Content) == 0 { // empty text: the zero value
+		target.Elem().Set(reflect.Zero(target.Elem().Type()))
+		return nil
+	}
+	if _, _, msg := notWhole(doc.Content[0], target.Elem().Type()); msg != "" {
+		return errors.New(msg)
+	}
+	if err := doc.Content[0].Decode(target.Interface()); err != nil {
+		return fmt.Errorf("%q is not a valid value: %s", shown, cleanYAML(err))
+	}
 	return nil
 }
 

@@ -3,12 +3,12 @@ package config
 import (
 	"errors"
 	"fmt"
-	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"framepush/internal/netaddr"
+	"framepush/internal/tlsfiles"
 	"framepush/wire"
 )
 
@@ -40,8 +40,8 @@ func (l *Loaded) Validate() error {
 			v.fail("source.frame_timeout", fmt.Sprintf("%v is too short: the V4L2 wait has whole-second resolution (want at least 1s)", s.FrameTimeout))
 		}
 	case "command":
-		if len(s.Command) == 0 {
-			v.fail("source.command", "source.type is command but source.command is empty (e.g. [rpicam-vid, -t, \"0\", --codec, mjpeg, -o, \"-\"])")
+		if len(s.Command) == 0 || s.Command[0] == "" {
+			v.fail("source.command", "source.type is command but source.command is empty or starts with an empty program name (e.g. [rpicam-vid, -t, \"0\", --codec, mjpeg, -o, \"-\"])")
 		}
 		if s.FrameTimeout < 100*time.Millisecond {
 			v.fail("source.frame_timeout", fmt.Sprintf("%v is too short (want at least 100ms)", s.FrameTimeout))
@@ -105,9 +105,10 @@ func (l *Loaded) Validate() error {
 	if len(sv.Addresses) == 0 {
 		v.fail("server.addresses", fmt.Sprintf("no receiver address (want e.g. [192.168.1.10:%d])", DefaultPort))
 	}
-	for _, a := range sv.Addresses {
-		if err := checkHostPort(a); err != nil {
-			v.fail("server.addresses", err.Error())
+	for i, a := range sv.Addresses {
+		// The sender's own rule (netaddr.CheckDial), so that check and run agree.
+		if err := netaddr.CheckDial(a); err != nil {
+			v.failItem("server.addresses", i, err.Error())
 		}
 	}
 	v.oneOf("server.mode", sv.Mode, "auto", "persistent", "seed")
@@ -127,12 +128,17 @@ func (l *Loaded) Validate() error {
 		v.fail("server.tls.cert", "server.tls.cert and server.tls.key go together (client certificate for mTLS)")
 	}
 	if sv.TLS.Enabled {
-		for _, p := range [][2]string{{"server.tls.ca", sv.TLS.CA}, {"server.tls.cert", sv.TLS.Cert}, {"server.tls.key", sv.TLS.Key}} {
-			if p[1] == "" {
-				continue
+		// Load the files as the sender will (tlsfiles), not only stat them:
+		// a CA file without a certificate or a key that does not match the
+		// certificate would otherwise pass check and stop run.
+		if sv.TLS.CA != "" {
+			if _, err := tlsfiles.LoadCA(sv.TLS.CA); err != nil {
+				v.fail("server.tls.ca", err.Error())
 			}
-			if _, err := os.Stat(p[1]); err != nil {
-				v.fail(p[0], err.Error())
+		}
+		if sv.TLS.Cert != "" && sv.TLS.Key != "" {
+			if _, err := tlsfiles.LoadKeyPair(sv.TLS.Cert, sv.TLS.Key); err != nil {
+				v.fail("server.tls.cert", err.Error())
 			}
 		}
 	} else if sv.TLS.CA != "" || sv.TLS.Cert != "" {
@@ -158,7 +164,7 @@ func (l *Loaded) Validate() error {
 	}
 
 	if c.HTTP.Listen != "" {
-		if err := checkHostPort(c.HTTP.Listen); err != nil {
+		if err := netaddr.CheckListen(c.HTTP.Listen); err != nil {
 			v.fail("http.listen", err.Error()+" (or empty to turn the listener off)")
 		}
 	}
@@ -167,19 +173,6 @@ func (l *Loaded) Validate() error {
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.durRange("shutdown.timeout", c.Shutdown.Timeout, 100*time.Millisecond, 10*time.Minute)
 	return v.err()
-}
-
-func checkHostPort(a string) error {
-	host, port, err := net.SplitHostPort(a)
-	if err != nil {
-		return fmt.Errorf("%q is not HOST:PORT", a)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 1 || p > 65535 {
-		return fmt.Errorf("%q: port must be 1-65535", a)
-	}
-	_ = host // empty host means all interfaces (listeners) or localhost (dialers)
-	return nil
 }
 
 type validator struct {
@@ -193,6 +186,16 @@ func (v *validator) fail(path, msg string) { v.failAt(path, path, msg) }
 // for a missing setting, the one that made it necessary.
 func (v *validator) failAt(originPath, path, msg string) {
 	v.errs = append(v.errs, fmt.Errorf("config: %s: %s: %s", v.l.Origin(originPath), path, msg))
+}
+
+// failItem reports a problem with item i of the list at path, located at
+// the item's own line when it came from the file.
+func (v *validator) failItem(path string, i int, msg string) {
+	item := fmt.Sprintf("%s[%d]", path, i)
+	if _, ok := v.l.origin[item]; !ok {
+		item = path
+	}
+	v.failAt(item, path, msg)
 }
 
 func (v *validator) bad(path, val, want string) {

@@ -28,7 +28,38 @@ func BenchmarkReceive(b *testing.B) {
 	}
 }
 
+// BenchmarkSettleWindow measures what the settle window costs a client
+// that sends the seed's unterminated "SIZE <n>" and waits for each answer
+// (4 KiB frames, no fsync, one persistent connection), against the same
+// client with a terminated line measured in the same run: the receiver
+// waits one window of silence per frame, so such a client is capped near
+// 1/window frames per second. Numbers are in docs/PROTOCOL.md.
+//
+//	go test -run '^$' -bench SettleWindow -benchmem ./receiver
+func BenchmarkSettleWindow(b *testing.B) {
+	const size = 4 << 10
+	var ref float64
+	b.Run("terminated", func(b *testing.B) {
+		ref = benchFrames(b, size, false, wire.TermLF, 0)
+	})
+	for _, settle := range []time.Duration{2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond} {
+		b.Run(fmt.Sprintf("unterminated/settle=%v", settle), func(b *testing.B) {
+			fps := benchFrames(b, size, false, wire.TermNone, settle)
+			if ref > 0 {
+				b.ReportMetric(fps/ref, "x-terminated")
+			}
+			b.ReportMetric(fps*settle.Seconds(), "x-1/settle")
+		})
+	}
+}
+
 func benchReceive(b *testing.B, size int, fsync bool) {
+	benchFrames(b, size, fsync, wire.TermLF, 0)
+}
+
+// benchFrames sends frames of size bytes with the given SIZE terminator
+// and returns the frames per second it measured.
+func benchFrames(b *testing.B, size int, fsync bool, term wire.Terminator, settle time.Duration) float64 {
 	remove := make(chan string, 4096)
 	removed := make(chan struct{})
 	go func() {
@@ -38,7 +69,7 @@ func benchReceive(b *testing.B, size int, fsync bool) {
 		close(removed)
 	}()
 	s, err := New(Options{
-		Dir: b.TempDir(), NoFsync: !fsync, MinFreeBytes: -1,
+		Dir: b.TempDir(), NoFsync: !fsync, MinFreeBytes: -1, Settle: settle,
 		OnFrame: func(st Stored) { remove <- st.Path },
 	})
 	if err != nil {
@@ -64,7 +95,7 @@ func benchReceive(b *testing.B, size int, fsync bool) {
 	defer c.Close()
 	ar := wire.NewAnswerReader(c)
 	p := payload(size, jpegMagic, 1)
-	head := wire.AppendSize(nil, int64(size), nil, wire.TermLF)
+	head := wire.AppendSize(nil, int64(size), nil, term)
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -83,5 +114,7 @@ func benchReceive(b *testing.B, size int, fsync bool) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+	fps := float64(b.N) / b.Elapsed().Seconds()
+	b.ReportMetric(fps, "frames/s")
+	return fps
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,7 +32,8 @@ type conn struct {
 	pc     *peekConn
 	dec    *wire.Decoder
 	peer   string
-	folder string // client folder when the frame carries no name=
+	ip     netip.Addr // the peer's IP, for its share of connections
+	folder string     // client folder when the frame carries no name=
 	log    *slog.Logger
 
 	mu      sync.Mutex
@@ -152,7 +154,7 @@ func (c *conn) report(f *failure) {
 	if f.answer {
 		attrs = append(attrs, "answer", string(wire.AppendError(nil, f.reason, f.detail)))
 	}
-	c.log.Warn(f.msg, attrs...)
+	c.s.logFailure(c.log, f.reason, f.msg, attrs)
 }
 
 // loop serves requests until the connection ends; nil means a clean end.
@@ -281,7 +283,14 @@ func (c *conn) receive(req wire.Request) *failure {
 	if client == "" {
 		client = c.folder
 	}
-	dir, f, err := c.createTemp(client, began)
+	// A frame that carries its capture time (the extension's ts) is filed
+	// under it: date folder, file name and mtime. Others under arrival.
+	captured := req.Meta.Time
+	day := began
+	if !captured.IsZero() {
+		day = captured
+	}
+	dir, f, err := c.createTemp(client, day)
 	if err != nil {
 		return storeFailure("cannot create the frame's temporary file", err)
 	}
@@ -301,6 +310,11 @@ func (c *conn) receive(req wire.Request) *failure {
 	if f2 != nil {
 		return f2
 	}
+	if !captured.IsZero() {
+		if err := os.Chtimes(tmp, time.Time{}, captured); err != nil {
+			return storeFailure("cannot set the frame's capture time", err)
+		}
+	}
 	if !o.NoFsync {
 		if err := f.Sync(); err != nil {
 			return storeFailure("cannot fsync the frame", err)
@@ -311,13 +325,26 @@ func (c *conn) receive(req wire.Request) *failure {
 	}
 	stamp, seq := s.names.next(time.Now())
 	finalDir := dir
-	if dateDir(stamp) != dateDir(began) {
+	if !captured.IsZero() {
+		stamp = captured.UTC()
+	} else if dateDir(stamp) != dateDir(began) {
 		// Midnight passed while the frame streamed.
 		if finalDir, err = s.dirs.ensure(client + "/" + dateDir(stamp)); err != nil {
 			return storeFailure("cannot create the frame's folder", err)
 		}
 	}
 	final := filepath.Join(finalDir, fileName(stamp, seq, ext))
+	for !captured.IsZero() {
+		// Capture-time names are not ordered by this process's clock: a
+		// frame resent after a restart can meet its earlier copy with the
+		// same sequence number. Never replace a stored frame; take the
+		// next number (sequence numbers are unique within the process).
+		if _, err := os.Lstat(final); err != nil {
+			break // not there (or unreadable: Rename reports that)
+		}
+		_, seq = s.names.next(time.Now())
+		final = filepath.Join(finalDir, fileName(stamp, seq, ext))
+	}
 	if err := os.Rename(tmp, final); err != nil {
 		return storeFailure("cannot rename the frame to its final name", err)
 	}
@@ -398,11 +425,6 @@ func (c *conn) copyPayload(f *os.File, req wire.Request, n int64) (string, *fail
 			}
 		}
 		chunk := buf[:fill]
-		if got == 0 && !req.Terminated && chunk[0] >= '0' && chunk[0] <= '9' {
-			return "", &failure{reason: wire.ReasonProtocol, answer: true,
-				detail: fmt.Sprintf("payload starts with a digit (%s): the unterminated SIZE %d probably went on after the settle window; end the SIZE line with \\n", wire.Quote(chunk[:min(len(chunk), 8)]), n),
-				msg:    "unterminated SIZE line probably cut by the settle window: the payload starts with a digit", bytes: append([]byte(nil), chunk[:min(len(chunk), 16)]...)}
-		}
 		if headN < len(head) {
 			headN += copy(head[headN:], chunk)
 		}
@@ -411,6 +433,13 @@ func (c *conn) copyPayload(f *os.File, req wire.Request, n int64) (string, *fail
 			return "", storeFailure("cannot write the frame", err)
 		}
 		got += int64(fill)
+	}
+	if !req.Terminated {
+		if early := c.bytesPastPayload(); early != nil {
+			return "", &failure{reason: wire.ReasonProtocol, answer: true,
+				detail: fmt.Sprintf("bytes after the payload before GOT IMAGE (%s): the unterminated SIZE %d was cut by the settle window, or the client did not wait for GOT IMAGE; end the SIZE line with \\n", wire.Quote(early[:min(len(early), 8)]), n),
+				msg:    "unterminated SIZE line cut by the settle window: bytes waiting after the payload before GOT IMAGE", bytes: early}
+		}
 	}
 	if err := v.Verify(); err != nil {
 		var pe *wire.ProtocolError
@@ -421,6 +450,48 @@ func (c *conn) copyPayload(f *os.File, req wire.Request, n int64) (string, *fail
 		return "", &failure{reason: wire.ReasonChecksum, answer: true, detail: detail, msg: "frame does not match its checksum", err: err}
 	}
 	return extFor(head[:headN]), nil
+}
+
+// cutProbe is how long bytesPastPayload waits for bytes past the payload
+// where the socket cannot be asked directly (TLS, whose decrypted bytes
+// only tls.Conn sees, or systems without MSG_PEEK|MSG_DONTWAIT): Go reads
+// a socket only with a deadline in the future, and data the kernel already
+// holds is returned at once, so a client that sends nothing (every correct
+// one) pays this much per unterminated frame there.
+const cutProbe = time.Millisecond
+
+// bytesPastPayload returns the bytes (at most 16) that are already waiting
+// once the payload of an unterminated SIZE has been read, or nil.
+//
+// A client that follows the handshake sends nothing past the announced
+// payload before it has read GOT IMAGE. So if bytes are waiting there, the
+// number was cut: "SIZE 12" went quiet for the settle window, "34" came
+// later glued to the payload, and the 12 bytes read are the rest of the
+// number and the start of the image. The payload's own bytes prove
+// nothing (any byte sequence is a frame); only this does. A terminated
+// SIZE line is never ambiguous, so its frames are not probed, and
+// pipelining after one stays allowed.
+func (c *conn) bytesPastPayload() []byte {
+	if c.dec.Buffered() > 0 {
+		rest := c.dec.Rest()
+		return append([]byte(nil), rest[:min(len(rest), 16)]...)
+	}
+	if c.rw == c.nc {
+		if waiting, ok := waitingNow(c.nc); ok && !waiting {
+			return nil
+		}
+	}
+	// Bytes are waiting (their read returns at once), or the socket
+	// could not be asked.
+	_ = c.rw.SetReadDeadline(time.Now().Add(cutProbe))
+	b := make([]byte, 16)
+	n, _ := c.dec.Read(b)
+	if n == 0 {
+		// Nothing waiting (timeout), or the client closed after its
+		// payload: either way the frame is what was announced.
+		return nil
+	}
+	return b[:n]
 }
 
 func (c *conn) payloadFailure(err error, got, n int64) *failure {

@@ -16,6 +16,7 @@ import (
 const (
 	ReasonDisconnect = "disconnect" // the client closed or reset mid-message or mid-frame
 	ReasonTLS        = "tls"        // the TLS handshake failed
+	ReasonBusyPeer   = "busy-peer"  // the peer's IP holds MaxConnsPerPeer connections (answered "ERR busy")
 )
 
 // countedReasons are created up front so that /metrics shows every reason,
@@ -23,7 +24,7 @@ const (
 var countedReasons = []string{
 	wire.ReasonBadSize, wire.ReasonTooLarge, wire.ReasonBadMeta, wire.ReasonProtocol,
 	wire.ReasonChecksum, wire.ReasonDiskFull, wire.ReasonBusy, wire.ReasonTimeout,
-	wire.ReasonInternal, ReasonDisconnect, ReasonTLS,
+	wire.ReasonInternal, ReasonDisconnect, ReasonTLS, ReasonBusyPeer,
 }
 
 // serverMetrics are one Server's counters, in their own Set so that
@@ -88,7 +89,7 @@ func (m *serverMetrics) rejectCounts() map[string]uint64 {
 type Stats struct {
 	Frames           uint64            // frames stored and acknowledged
 	Bytes            uint64            // payload bytes of those frames
-	Rejects          map[string]uint64 // refusals by reason (wire reasons, "disconnect", "tls"); only non-zero ones
+	Rejects          map[string]uint64 // refusals by reason (wire reasons, "disconnect", "tls", "busy-peer"); only non-zero ones
 	ActiveConns      int64             // connections open now
 	Conns            uint64            // connections accepted since start
 	LeftoversCleaned uint64            // temporary files from a crash removed at start

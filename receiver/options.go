@@ -45,6 +45,16 @@ type Options struct {
 	// over it is answered "ERR busy max=<n>" and closed.
 	MaxConns int
 
+	// MaxConnsPerPeer bounds the connections one remote IP may hold at
+	// once, so that one address re-opening idle connections cannot take
+	// every MaxConns slot and lock the others out. A connection over it
+	// is answered "ERR busy max-per-peer=<n>" (retryable, like MaxConns)
+	// and counted as "busy-peer". Zero selects max(16, MaxConns/8), at
+	// most MaxConns (32 with the default MaxConns); negative disables it.
+	// Devices behind one NAT share one IP: set it to at least their
+	// number (each framepush agent holds one connection).
+	MaxConnsPerPeer int
+
 	// HandshakeTimeout is how long a client has to complete a request
 	// line, counted from the connection's start for the first one and
 	// from its first byte for later ones (default 10 s). It also bounds
@@ -104,6 +114,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.MaxConns == 0 {
 		o.MaxConns = DefaultMaxConns
+	}
+	if o.MaxConnsPerPeer == 0 {
+		o.MaxConnsPerPeer = min(max(16, o.MaxConns/8), o.MaxConns)
 	}
 	if o.HandshakeTimeout == 0 {
 		o.HandshakeTimeout = DefaultHandshakeTimeout

@@ -10,9 +10,11 @@
 // to the receiver, and temporary files left by a crash are removed by New.
 //
 // Frames land in Dir/<client>/<YYYY-MM-DD>/<stamp>-<seq>.<ext>, where
-// client is the extension's name= or the peer's IP, stamp is the UTC
-// arrival time with nanoseconds, seq a per-process sequence number, and ext
-// jpg, png or bin from the payload's magic bytes.
+// client is the extension's name= or the peer's IP, stamp (and the day
+// folder) the UTC capture time with nanoseconds when the frame carries the
+// extension's ts= (also set as the file's mtime), else its arrival time, seq
+// a per-process sequence number, and ext jpg, png or bin from the payload's
+// magic bytes. A frame never replaces an existing file.
 package receiver
 
 import (
@@ -22,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -59,6 +62,11 @@ type Server struct {
 	connSeq  atomic.Uint64
 	linger   chan struct{} // slots for busy refusals
 	busyLog  logLimiter
+	peerLog  logLimiter
+	failLogs failLogs
+
+	peerMu sync.Mutex
+	peers  map[netip.Addr]int // open connections per remote IP
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
@@ -88,6 +96,7 @@ func New(opt Options) (*Server, error) {
 		linger:    make(chan struct{}, maxLingering),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
+		peers:     make(map[netip.Addr]int),
 		done:      make(chan struct{}),
 	}
 	s.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
@@ -143,7 +152,7 @@ func (s *Server) Serve(l net.Listener) error {
 	o := &s.opt
 	s.log.Info("receiver listening", "addr", l.Addr().String(), "dir", o.Dir, "fsync", !o.NoFsync,
 		"tls", o.TLS != nil, "mtls", o.TLS != nil && o.TLS.ClientAuth >= tls.VerifyClientCertIfGiven,
-		"max_frame_size", o.MaxFrameSize, "max_conns", o.MaxConns,
+		"max_frame_size", o.MaxFrameSize, "max_conns", o.MaxConns, "max_conns_per_peer", o.MaxConnsPerPeer,
 		"handshake_timeout", o.HandshakeTimeout, "idle_timeout", o.IdleTimeout,
 		"min_rate", o.MinRate, "min_free", o.MinFreeBytes, "settle", o.Settle)
 
@@ -170,16 +179,24 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		backoff = 0
 		s.m.conns.Inc()
+		ip := peerIP(nc.RemoteAddr())
 		if !s.acquire() {
 			s.refuseBusy(nc)
+			continue
+		}
+		if !s.acquirePeer(ip) {
+			s.active.Add(-1)
+			s.refusePeerBusy(nc)
 			continue
 		}
 		c, ok := s.track(nc)
 		if !ok {
 			s.active.Add(-1)
+			s.releasePeer(ip)
 			nc.Close()
 			continue
 		}
+		c.ip = ip
 		go c.serve()
 	}
 }
@@ -216,6 +233,7 @@ func (s *Server) untrack(c *conn) {
 	delete(s.conns, c)
 	s.mu.Unlock()
 	s.active.Add(-1)
+	s.releasePeer(c.ip)
 	s.wg.Done()
 }
 
@@ -229,7 +247,23 @@ func (s *Server) refuseBusy(nc net.Conn) {
 		s.log.Warn("connection refused: too many connections", "peer", nc.RemoteAddr().String(),
 			"reason", wire.ReasonBusy, "max_conns", s.opt.MaxConns, "suppressed_since_last", n)
 	}
-	answer := wire.AppendError(nil, wire.ReasonBusy, "max="+strconv.Itoa(s.opt.MaxConns))
+	s.refuse(nc, wire.AppendError(nil, wire.ReasonBusy, "max="+strconv.Itoa(s.opt.MaxConns)))
+}
+
+// refusePeerBusy answers a connection from a remote IP that already holds
+// MaxConnsPerPeer connections with "ERR busy max-per-peer=<n>": the same
+// retryable reason as MaxConns on the wire, counted as "busy-peer".
+func (s *Server) refusePeerBusy(nc net.Conn) {
+	s.m.reject(ReasonBusyPeer)
+	if n := s.peerLog.allow(); n >= 0 {
+		s.log.Warn("connection refused: this address holds its share of connections", "peer", nc.RemoteAddr().String(),
+			"reason", ReasonBusyPeer, "max_conns_per_peer", s.opt.MaxConnsPerPeer, "suppressed_since_last", n)
+	}
+	s.refuse(nc, wire.AppendError(nil, wire.ReasonBusy, "max-per-peer="+strconv.Itoa(s.opt.MaxConnsPerPeer)))
+}
+
+// refuse sends answer to a connection that gets no slot and closes it.
+func (s *Server) refuse(nc net.Conn, answer []byte) {
 	s.mu.Lock()
 	closing, slot := s.closing, false
 	if !closing {
@@ -269,6 +303,51 @@ func (s *Server) refuseBusy(nc net.Conn) {
 		_, _ = nc.Write(answer)
 		lingerClose(nc, time.Until(deadline))
 	}()
+}
+
+// peerIP is the remote IP a per-peer share is counted for (IPv4-mapped
+// IPv6 unmapped, zone dropped); the zero Addr when there is none.
+func peerIP(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap()
+	}
+	if a == nil {
+		return netip.Addr{}
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap().WithZone("")
+}
+
+// acquirePeer takes one of ip's MaxConnsPerPeer connections if one is
+// free. Without a per-peer limit it always succeeds.
+func (s *Server) acquirePeer(ip netip.Addr) bool {
+	if s.opt.MaxConnsPerPeer <= 0 {
+		return true
+	}
+	s.peerMu.Lock()
+	defer s.peerMu.Unlock()
+	if s.peers[ip] >= s.opt.MaxConnsPerPeer {
+		return false
+	}
+	s.peers[ip]++
+	return true
+}
+
+func (s *Server) releasePeer(ip netip.Addr) {
+	if s.opt.MaxConnsPerPeer <= 0 {
+		return
+	}
+	s.peerMu.Lock()
+	defer s.peerMu.Unlock()
+	if s.peers[ip] <= 1 {
+		delete(s.peers, ip)
+	} else {
+		s.peers[ip]--
+	}
 }
 
 // Shutdown stops accepting connections, closes connections waiting between

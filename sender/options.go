@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"time"
 
 	"framepush/internal/backoff"
+	"framepush/internal/netaddr"
 	"framepush/wire"
 )
 
@@ -167,16 +167,11 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
+// checkAddr applies the rule config validation applies to
+// server.addresses, so that a checked configuration always starts.
 func checkAddr(a string) error {
-	host, port, err := net.SplitHostPort(a)
-	if err != nil {
-		return fmt.Errorf("server address %q: %v (want HOST:PORT)", a, err)
-	}
-	if host == "" {
-		return fmt.Errorf("server address %q has no host (want HOST:PORT)", a)
-	}
-	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-		return fmt.Errorf("server address %q: port %q is not a number from 1 to 65535", a, port)
+	if err := netaddr.CheckDial(a); err != nil {
+		return fmt.Errorf("server address %w", err)
 	}
 	return nil
 }

@@ -2,10 +2,10 @@ package sender
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
+
+	"framepush/internal/tlsfiles"
 )
 
 // TLSConfig builds the client side of a TLS link from PEM files, for
@@ -18,13 +18,9 @@ import (
 func TLSConfig(ca, cert, key, serverName string, insecure bool) (*tls.Config, error) {
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: serverName, InsecureSkipVerify: insecure}
 	if ca != "" {
-		pem, err := os.ReadFile(ca)
+		pool, err := tlsfiles.LoadCA(ca)
 		if err != nil {
-			return nil, fmt.Errorf("sender: cannot read TLS CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("sender: TLS CA file %s holds no PEM certificate", ca)
+			return nil, fmt.Errorf("sender: %w", err)
 		}
 		cfg.RootCAs = pool
 	}
@@ -32,9 +28,9 @@ func TLSConfig(ca, cert, key, serverName string, insecure bool) (*tls.Config, er
 		return nil, errors.New("sender: TLS client certificate and key go together: give both or neither")
 	}
 	if cert != "" {
-		pair, err := tls.LoadX509KeyPair(cert, key)
+		pair, err := tlsfiles.LoadKeyPair(cert, key)
 		if err != nil {
-			return nil, fmt.Errorf("sender: cannot load TLS client certificate %s / key %s: %w", cert, key, err)
+			return nil, fmt.Errorf("sender: %w", err)
 		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}

@@ -20,6 +20,8 @@ func runConfig(args []string, stdout, stderr io.Writer) int {
       Load FILE (default: none, i.e. the built-in defaults), apply FRAMEPUSH_*
       variables and --set overrides, validate, and print the effective
       configuration. Exit 0 when valid, 1 with every problem listed otherwise.
+      The rules are the ones "framepush run" applies (it exits 2 for the same
+      problems), so a file that passes starts. FILE is at most 1 MiB.
   framepush config example
       Print the commented example configuration.
 

@@ -6,13 +6,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"framepush/internal/version"
 )
@@ -61,11 +58,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "run":
 		return runAgent(args, stdout, stderr)
 	case "send":
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		ctx, stop := sendSignalContext(stderr)
 		defer stop()
 		return runSend(ctx, args, stdout, stderr)
 	case "deadletters":
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		ctx, stop := sendSignalContext(stderr) // a first signal stops, a second ends it
 		defer stop()
 		return runDeadLetters(ctx, args, stdout, stderr)
 	case "devices":

@@ -93,6 +93,11 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 	log.Info("starting", "version", version.Version, "config", from, "pid", os.Getpid())
 
 	a, err := agent.New(l.Config, agent.Options{Logger: log, Reload: load, GovernMemory: true})
+	if errors.Is(err, agent.ErrConfig) {
+		// config.Load should have refused it; say it the same way, exit 2.
+		fmt.Fprintf(stderr, "framepush: configuration not valid:\n%v\n", err)
+		return 2
+	}
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
@@ -124,6 +129,10 @@ func runAgent(args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	if err := a.Run(ctx, reload); err != nil {
+		if errors.Is(err, agent.ErrConfig) {
+			log.Error("exiting with status 2: configuration not valid", "err", err)
+			return 2
+		}
 		if errors.Is(err, capture.ErrGaveUp) {
 			log.Error("exiting with status 1 so that systemd restarts the agent", "err", err)
 		} else {

@@ -7,9 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
@@ -31,6 +29,10 @@ acknowledged with GOT IMAGE; 1 when any was not (each failure says why);
 is not retried, and one it refuses after its payload (ERR checksum, ERR
 internal, ...) is tried 5 times; either way the others go on. When the
 server cannot be reached for --retry-for, the remaining files are not tried.
+Only regular files of at most --max-size are read (64MiB, framerecv's
+default limit): a FIFO, a device such as /dev/zero or a directory is refused
+unread, naming its kind. SIGTERM or SIGINT stops the run; a second one ends
+it at once.
 
 Examples:
   # To framerecv on this machine (start one with: framerecv --dir ./frames)
@@ -78,6 +80,8 @@ type sendFlags struct {
 	tlsServerName string
 	tlsInsecure   bool
 	verbose       bool
+	maxSize       int64 // from --max-size
+	maxSizeText   string
 }
 
 // addrList is a repeatable --server flag.
@@ -107,6 +111,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	flags.StringVar(&f.tlsKey, "tls-key", "", "client key PEM `FILE` for --tls-cert")
 	flags.StringVar(&f.tlsServerName, "tls-server-name", "", "`NAME` to verify in the server's certificate (default: the host of --server)")
 	flags.BoolVar(&f.tlsInsecure, "tls-insecure", false, "do not verify the server's certificate (testing only)")
+	flags.StringVar(&f.maxSizeText, "max-size", fmt.Sprintf("%dMiB", defaultSendMaxSize>>20), "largest file sent, in `BYTES` (framerecv's default --max-frame-size); larger files and non-regular ones (FIFOs, devices) are refused unread")
 	flags.BoolVar(&f.verbose, "verbose", false, "log connections and retries to stderr")
 	flags.Usage = func() {} // errors get a hint below; --help the whole text on stdout
 	if err := flags.Parse(args); err != nil {
@@ -139,7 +144,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "framepush send: %v\nRun \"framepush send --help\" for usage and examples.\n", err)
 		return 2
 	}
-	failed := sendFiles(ctx, s, files, f.retryFor, stdout, stderr)
+	failed := sendFiles(ctx, s, files, f.retryFor, f.maxSize, stdout, stderr)
 	cctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
 	_ = s.Close(cctx) // BYE BYE; every file's fate is already known
@@ -186,6 +191,11 @@ func (f *sendFlags) options(set map[string]bool, files []string) (sender.Options
 	if err != nil || rate <= 0 {
 		return o, fmt.Errorf("--min-throughput %q: want a positive byte count such as 64KiB", f.minThroughput)
 	}
+	maxSize, err := config.ParseByteSize(f.maxSizeText)
+	if err != nil || maxSize <= 0 {
+		return o, fmt.Errorf("--max-size %q: want a positive byte count such as 64MiB", f.maxSizeText)
+	}
+	f.maxSize = int64(maxSize)
 	o = sender.Options{
 		Addresses:      f.servers,
 		Mode:           mode,
@@ -219,14 +229,14 @@ const sendRefusals = 5
 // could not be delivered within retryFor for any other reason (no
 // connection, timeouts), the server is taken for unreachable and the
 // remaining files are not tried.
-func sendFiles(ctx context.Context, s *sender.Sender, files []string, retryFor time.Duration, stdout, stderr io.Writer) int {
+func sendFiles(ctx context.Context, s *sender.Sender, files []string, retryFor time.Duration, maxSize int64, stdout, stderr io.Writer) int {
 	failed := 0
 	for i, file := range files {
 		if ctx.Err() != nil {
 			fmt.Fprintf(stderr, "framepush send: interrupted: %d files not sent\n", len(files)-i)
 			return failed + len(files) - i
 		}
-		fr, err := readFrame(file, uint64(i+1))
+		fr, err := readFrame(file, uint64(i+1), maxSize)
 		if err != nil {
 			fmt.Fprintf(stderr, "framepush send: %v\n", err)
 			failed++
@@ -286,27 +296,6 @@ func sendOne(ctx context.Context, s *sender.Sender, file string, fr capture.Fram
 		}
 	}
 	return refusals, err
-}
-
-// readFrame loads file as frame seq: its bytes, its format from the magic
-// bytes and its modification time as the capture time.
-func readFrame(file string, seq uint64) (capture.Frame, error) {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		var pe *fs.PathError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return capture.Frame{}, fmt.Errorf("%s: cannot read: %w", file, err)
-	}
-	if len(data) == 0 {
-		return capture.Frame{}, fmt.Errorf("%s: empty file, not sent (the protocol cannot carry 0 bytes)", file)
-	}
-	fr := capture.Frame{Data: data, Format: formatOf(data), Seq: seq, Source: "file:" + file, Trigger: "send"}
-	if st, err := os.Stat(file); err == nil {
-		fr.Time = st.ModTime()
-	}
-	return fr, nil
 }
 
 // formatOf names an image format from its magic bytes.

@@ -33,7 +33,9 @@ GOT IMAGE. Frames land in
 
   DIR/<client>/<YYYY-MM-DD>/<UTC time with ns>-<seq>.<jpg|png|bin>
 
-where <client> is the sender's name= (framepush agents send it) or its IP.
+where <client> is the sender's name= (framepush agents send it) or its IP,
+and the date and time are the frame's capture time when the sender gives
+one (the extension's ts=, also set as the file's mtime), else its arrival.
 
 Usage:
   framerecv [flags]
@@ -96,7 +98,7 @@ type settings struct {
 	listen, dir, httpAddr             string
 	fsync                             bool
 	maxFrame, minRate, minFree        int64
-	maxConns                          int
+	maxConns, maxConnsPerPeer         int
 	handshake, idle, settle, shutdown time.Duration
 	tlsCert, tlsKey, tlsClientCA      string
 	logFormat, logLevel               string
@@ -119,6 +121,7 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 	fs.BoolVar(&s.fsync, "fsync", true, "fsync each frame and its folder before GOT IMAGE; --fsync=false is faster but UNSAFE:\nan acknowledged frame can be lost on power loss")
 	fs.Var(sizeFlag{&s.maxFrame}, "max-frame-size", "largest frame accepted, in `BYTES` or with a unit (512KiB, 64MiB); larger ones are refused with ERR too-large")
 	fs.IntVar(&s.maxConns, "max-conns", receiver.DefaultMaxConns, "concurrent connections; more are refused with ERR busy")
+	fs.IntVar(&s.maxConnsPerPeer, "max-conns-per-peer", 0, "at most `N` concurrent connections from one remote IP, so that one address cannot take\nevery --max-conns slot; more are refused with ERR busy max-per-peer=<n> (retryable).\n0 means max(16, --max-conns/8) (32 by default); -1 turns the limit off.\nDevices behind one NAT share one IP: set it to at least their number")
 	fs.DurationVar(&s.handshake, "handshake-timeout", receiver.DefaultHandshakeTimeout, "time a client has to complete a SIZE line (and a TLS handshake)")
 	fs.DurationVar(&s.idle, "idle-timeout", receiver.DefaultIdleTimeout, "how long a persistent connection may wait between frames")
 	fs.Var(sizeFlag{&s.minRate}, "min-rate", "slowest payload rate accepted, in `BYTES` per second (slowloris guard; e.g. 16KiB)")
@@ -150,8 +153,10 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 		return nil, fmt.Errorf("--min-rate must be at least 1 byte per second (e.g. 16KiB)")
 	case s.maxConns <= 0:
 		return nil, fmt.Errorf("--max-conns %d: want at least 1", s.maxConns)
+	case s.maxConnsPerPeer < -1:
+		return nil, fmt.Errorf("--max-conns-per-peer %d: want at least 1, 0 for the default or -1 for no per-peer limit", s.maxConnsPerPeer)
 	case s.handshake <= 0 || s.idle <= 0 || s.settle <= 0 || s.shutdown <= 0:
-		return nil, fmt.Errorf("--handshake-timeout, --idle-timeout, --settle and --shutdown-timeout must be positive durations (e.g. 10s, 2m, 20ms)")
+		return nil, fmt.Errorf("--handshake-timeout, --idle-timeout, --settle and --shutdown-timeout must be positive durations (e.g. 10s, 2m, 5ms)")
 	case (s.tlsCert == "") != (s.tlsKey == ""):
 		return nil, fmt.Errorf("--tls-cert and --tls-key go together: give both or neither")
 	case s.tlsClientCA != "" && s.tlsCert == "":
@@ -219,6 +224,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		NoFsync:          !s.fsync,
 		MaxFrameSize:     s.maxFrame,
 		MaxConns:         s.maxConns,
+		MaxConnsPerPeer:  s.maxConnsPerPeer,
 		HandshakeTimeout: s.handshake,
 		IdleTimeout:      s.idle,
 		MinRate:          s.minRate,

@@ -141,7 +141,7 @@ func TestFlagErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"--max-frame-size", "lots"}, {"--max-frame-size", "0"}, {"--min-rate", "0"},
 		{"--tls-cert", "a.crt"}, {"--tls-client-ca", "ca.crt"}, {"--log-format", "xml"},
-		{"--max-conns", "0"}, {"--settle", "-1s"}, {"stray"}, {"--no-such-flag"},
+		{"--max-conns", "0"}, {"--max-conns-per-peer", "-2"}, {"--settle", "-1s"}, {"stray"}, {"--no-such-flag"},
 	} {
 		var stderr bytes.Buffer
 		if code := run(context.Background(), args, io.Discard, &stderr); code != 2 {
@@ -163,7 +163,7 @@ func TestHelpAndVersion(t *testing.T) {
 	if code := run(context.Background(), []string{"--help"}, &out, io.Discard); code != 0 {
 		t.Fatalf("--help exit code %d", code)
 	}
-	for _, want := range []string{"printf 'SIZE 5' >&3", "--tls-client-ca agents-ca.crt", "-max-frame-size BYTES", "(default 64MiB)"} {
+	for _, want := range []string{"printf 'SIZE 5' >&3", "--tls-client-ca agents-ca.crt", "-max-frame-size BYTES", "(default 64MiB)", "-max-conns-per-peer", "behind one NAT"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("--help lacks %q", want)
 		}

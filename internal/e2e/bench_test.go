@@ -106,7 +106,7 @@ func BenchmarkSendReceive(b *testing.B) {
 
 // BenchmarkSeedMode is the seed's exchange: one connection per frame and
 // an unterminated "SIZE <n>", so the receiver waits its settle window
-// (20 ms) after every SIZE: the cost of pairing with the seed protocol.
+// (wire.DefaultSettle) after every SIZE: the cost of pairing with the seed protocol.
 // term=lf keeps one connection per frame but terminates the line, which
 // leaves only the connection set-up.
 func BenchmarkSeedMode(b *testing.B) {

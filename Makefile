@@ -9,7 +9,7 @@ BUILD := build
 # build because Raspberry Pi OS armhf also runs on the ARMv6 Pi Zero / Pi 1.
 TARGETS := linux_armv6:arm:6:armhf linux_armv7:arm:7: linux_arm64:arm64::arm64 linux_amd64:amd64::amd64
 
-.PHONY: help build demo test unit bench fuzz soak lint cross sizes dist deb deb-check vmtest clean
+.PHONY: help build demo test unit bench fleettest fuzz soak lint cross sizes dist deb deb-check vmtest clean
 
 help:
 	@echo "make build     build framepush and framerecv for this machine into bin/"
@@ -17,6 +17,7 @@ help:
 	@echo "make test      the whole test suite, as CI runs it (scripts/test.sh)"
 	@echo "make unit      go vet + go test -race ./... only"
 	@echo "make bench     benchmarks and the comparison against raw TCP and the seed pair"
+	@echo "make fleettest two framerecv on one MinIO bucket (erasure-coded, 4 drives), one killed, one drive lost (opt-in)"
 	@echo "make fuzz      every fuzz target for FUZZTIME each (default 30s; opt-in, not in CI)"
 	@echo "make soak      the agent at 1080p30 into a local receiver for SOAK_SECONDS (default 3600): RSS and CPU"
 	@echo "make lint      gofmt, go vet, staticcheck"
@@ -43,8 +44,11 @@ unit:
 bench:
 	bash scripts/bench.sh
 
+fleettest:
+	bash scripts/fleettest.sh
+
 FUZZTIME ?= 30s
-FUZZ_TARGETS := wire:FuzzParseRequest wire:FuzzAnswerReader receiver:FuzzServeConn capture:FuzzSplitJPEG queue:FuzzDecodeHeader
+FUZZ_TARGETS := wire:FuzzParseRequest wire:FuzzAnswerReader receiver:FuzzServeConn capture/mjpeg:FuzzSplitJPEG queue:FuzzDecodeHeader view:FuzzSeqTracker
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; name=$${t#*:}; echo "fuzz $$pkg $$name for $(FUZZTIME)"; \

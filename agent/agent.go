@@ -33,6 +33,7 @@ import (
 
 	"framepush/capture"
 	"framepush/config"
+	"framepush/frame"
 	"framepush/queue"
 	"framepush/sender"
 )
@@ -43,7 +44,7 @@ type Transport interface {
 	// SendID makes one delivery attempt of f under the frame id id; nil
 	// means the receiver acknowledged the frame. It is called by one
 	// goroutine at a time.
-	SendID(ctx context.Context, f capture.Frame, id string) error
+	SendID(ctx context.Context, f frame.Frame, id string) error
 	// Close ends the session politely (BYE BYE) and releases the link.
 	Close(ctx context.Context) error
 	// Stats reports the link state for metrics.
@@ -103,6 +104,8 @@ type Agent struct {
 	lastRefusal   atomic.Int64
 	lastRefusalIs atomic.Pointer[string]
 	refusals      rateLog
+
+	snap snapshot // the newest frame for /snapshot.jpg and /stream.mjpg (snapshot.go)
 }
 
 // pipeline is the part of the agent a reload replaces: source, trigger,
@@ -181,8 +184,9 @@ func (a *Agent) Run(ctx context.Context, reload <-chan struct{}) (err error) {
 	var srv *http.Server
 	if a.ln != nil {
 		srv = &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		srv.RegisterOnShutdown(a.snap.closeStreams)
 		go srv.Serve(a.ln)
-		a.log.Info("http listener up", "addr", a.ln.Addr().String(), "paths", "/healthz /metrics")
+		a.log.Info("http listener up", "addr", a.ln.Addr().String(), "paths", "/healthz /metrics /snapshot.jpg /stream.mjpg")
 	}
 	defer func() {
 		if srv != nil {
@@ -323,7 +327,7 @@ func (a *Agent) captureLoop(ctx context.Context, p *pipeline) error {
 	}
 	src := &watchedSource{Source: p.src, p: p}
 	trig := &countingTrigger{Trigger: p.trig, n: &a.events}
-	err := p.looper(src, trig, LoopOptions(p.cfg.Trigger, a.log.With("part", "capture")), func(f capture.Frame) {
+	err := p.looper(src, trig, LoopOptions(p.cfg.Trigger, a.log.With("part", "capture")), func(f frame.Frame) {
 		// Number frames as they enter the queue: a gap in the ids a
 		// receiver sees is then a frame lost, never a pre-trigger frame
 		// that aged out of its ring unsent.
@@ -331,6 +335,7 @@ func (a *Agent) captureLoop(ctx context.Context, p *pipeline) error {
 		a.metrics.captured.Inc()
 		a.lastCapture.Store(f.Time.UnixNano())
 		p.progress.Store(time.Now().UnixNano())
+		a.snap.put(f) // a shared reference for the viewers; f still goes to the queue
 		switch err := a.queue.Put(f); {
 		case err == nil, errors.Is(err, queue.ErrNotDurable):
 			// ErrNotDurable: kept in RAM; the queue logged the spool failure.
@@ -617,7 +622,7 @@ func (a *Agent) stuck(p *pipeline) string {
 }
 
 // looper creates the pipeline's capture loop and keeps it for Stats.
-func (p *pipeline) looper(src capture.Source, trig capture.Trigger, o capture.LoopOptions, emit func(capture.Frame)) *capture.Looper {
+func (p *pipeline) looper(src capture.Source, trig capture.Trigger, o capture.LoopOptions, emit func(frame.Frame)) *capture.Looper {
 	l := capture.NewLooper(src, trig, o, emit)
 	p.loop.Store(l)
 	return l
@@ -630,7 +635,7 @@ type watchedSource struct {
 	p *pipeline
 }
 
-func (w *watchedSource) Capture(ctx context.Context) (capture.Frame, error) {
+func (w *watchedSource) Capture(ctx context.Context) (frame.Frame, error) {
 	w.p.inCapture.Store(time.Now().UnixNano())
 	defer w.p.inCapture.Store(0)
 	return w.Source.Capture(ctx)

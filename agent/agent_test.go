@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"framepush/capture"
+	"framepush/capture/testpattern"
 	"framepush/config"
 	"framepush/internal/testutil"
 	"framepush/internal/testutil/recvtest"
@@ -427,7 +427,7 @@ func TestBadPartsFailClearly(t *testing.T) {
 
 func TestFolderReplayEndsAfterDelivery(t *testing.T) {
 	dir := t.TempDir()
-	tp, err := capture.NewTestPattern(capture.TestPatternOptions{Width: 96, Height: 64})
+	tp, err := testpattern.New(testpattern.Options{Width: 96, Height: 64})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,12 @@ import (
 	"syscall"
 
 	"framepush/capture"
+	"framepush/capture/command"
+	"framepush/capture/dir"
+	"framepush/capture/gpio"
+	"framepush/capture/signal"
+	"framepush/capture/testpattern"
+	"framepush/capture/v4l2"
 	"framepush/config"
 	"framepush/internal/backoff"
 	"framepush/queue"
@@ -29,32 +35,30 @@ func NewSource(c config.Source, log *slog.Logger) (*capture.Reopener, error) {
 	switch c.Type {
 	case "testpattern":
 		name = "testpattern"
-		o := capture.TestPatternOptions{Width: c.Width, Height: c.Height, JPEGQuality: c.JPEGQuality, Name: "default"}
+		o := testpattern.Options{Width: c.Width, Height: c.Height, JPEGQuality: c.JPEGQuality, Name: "default"}
 		// Fail now on bad options rather than at the first capture.
-		probe, err := capture.NewTestPattern(o)
+		probe, err := testpattern.New(o)
 		if err != nil {
 			return nil, err
 		}
 		probe.Close()
-		open = func(context.Context) (capture.Source, error) { return capture.NewTestPattern(o) }
+		open = func(context.Context) (capture.Source, error) { return testpattern.New(o) }
 	case "v4l2":
 		name = "v4l2:" + c.Device
-		open = capture.V4L2Opener(capture.V4L2Options{
+		open = v4l2.Opener(v4l2.Options{
 			Device: c.Device, Format: c.Format, Width: c.Width, Height: c.Height, FPS: c.FPS,
 			Buffers: c.Buffers, JPEGQuality: c.JPEGQuality, Controls: c.Controls, FrameTimeout: c.FrameTimeout,
 		}, log)
 	case "command":
 		name = "command:" + c.Command[0]
-		o := capture.CommandOptions{
-			Command: c.Command, FrameTimeout: c.FrameTimeout,
-			Backoff: backoff.Policy{Initial: c.Reopen.Initial, Max: c.Reopen.Max, Multiplier: 2},
-			Logger:  log,
+		o := command.Options{
+			Command: c.Command, FrameTimeout: c.FrameTimeout, Logger: log,
 		}
-		open = func(context.Context) (capture.Source, error) { return capture.NewCommandSource(o) }
+		open = func(context.Context) (capture.Source, error) { return command.New(o) }
 	case "dir":
 		name = "dir:" + c.Dir
-		o := capture.DirSourceOptions{Dir: c.Dir, Loop: c.Loop, Logger: log}
-		open = func(context.Context) (capture.Source, error) { return capture.NewDirSource(o) }
+		o := dir.Options{Dir: c.Dir, Loop: c.Loop, Logger: log}
+		open = func(context.Context) (capture.Source, error) { return dir.New(o) }
 	default:
 		return nil, fmt.Errorf("source.type %q is unknown (want testpattern, v4l2, command or dir)", c.Type)
 	}
@@ -75,10 +79,10 @@ func NewTrigger(c config.Trigger, log *slog.Logger) (capture.Trigger, error) {
 	case "interval":
 		t = capture.NewInterval(c.Interval)
 	case "signal":
-		return capture.NewSignal(syscall.SIGUSR1), nil
+		return signal.New(syscall.SIGUSR1), nil
 	case "gpio":
 		g := c.GPIO
-		o := capture.GPIOOptions{
+		o := gpio.Options{
 			Line: g.Line, Chip: g.Chip, Edge: g.Edge, Pull: g.Pull, Debounce: g.Debounce,
 			Frames: g.Frames, WhileActive: g.WhileActive, ActiveFPS: g.ActiveFPS,
 			PreTrigger: g.PreTrigger, Logger: log,
@@ -86,7 +90,7 @@ func NewTrigger(c config.Trigger, log *slog.Logger) (capture.Trigger, error) {
 		if g.Offset != nil {
 			o.Offset = *g.Offset
 		}
-		gt, err := capture.OpenGPIO(o)
+		gt, err := gpio.Open(o)
 		if err != nil {
 			return nil, err
 		}
@@ -95,7 +99,7 @@ func NewTrigger(c config.Trigger, log *slog.Logger) (capture.Trigger, error) {
 		return nil, fmt.Errorf("trigger.type %q is unknown (want continuous, interval, gpio or signal)", c.Type)
 	}
 	if c.Signal {
-		t = capture.Merge(t, capture.NewSignal(syscall.SIGUSR1))
+		t = capture.Merge(t, signal.New(syscall.SIGUSR1))
 	}
 	return t, nil
 }
@@ -157,6 +161,7 @@ func SenderOptions(c config.Server, name string, log *slog.Logger) (sender.Optio
 		Extension:      c.Extension,
 		Checksum:       sum,
 		Name:           name,
+		SpreadKey:      spreadKey(c.Spread, name),
 		ConnectTimeout: c.ConnectTimeout,
 		AnswerTimeout:  c.AnswerTimeout,
 		MinThroughput:  int64(c.MinThroughput),
@@ -171,4 +176,13 @@ func SenderOptions(c config.Server, name string, log *slog.Logger) (sender.Optio
 		o.TLS = tc
 	}
 	return o, nil
+}
+
+// spreadKey is what the sender hashes to pick its first address:
+// server.spread "name" spreads boards by device name.
+func spreadKey(spread, name string) string {
+	if spread == "name" {
+		return name
+	}
+	return ""
 }

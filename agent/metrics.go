@@ -146,12 +146,13 @@ func (a *Agent) Handler() http.Handler {
 		}
 		json.NewEncoder(w).Encode(h)
 	})
+	a.snap.register(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
 			return
 		}
-		fmt.Fprintf(w, "%s\n\n/healthz  health (JSON; 503 when unhealthy)\n/metrics  Prometheus metrics\n", version.String("framepush"))
+		fmt.Fprintf(w, "%s\n\n/healthz       health (JSON; 503 when unhealthy)\n/metrics       Prometheus metrics\n/snapshot.jpg  the newest captured frame\n/stream.mjpg   MJPEG stream of the frames as they are captured\n", version.String("framepush"))
 	})
 	return mux
 }

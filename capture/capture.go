@@ -1,31 +1,30 @@
 // Package capture turns cameras and triggers into frames.
 //
 // Data flows one way: a Trigger says when, a Source says what, and Loop joins
-// the two into a stream of Frames handed to the caller (the agent's queue).
+// the two into a stream of frame.Frames handed to the caller (the agent's
+// queue).
 //
 //	trigger → capture → queue → sender → receiver → store
 //
+// This package holds the contracts (Source, Trigger, Event), the loop that
+// joins them (Looper), the Reopener that keeps a source alive, and the clock
+// triggers (NewContinuous, NewInterval, Merge). Each source and hardware
+// trigger kind is its own package below: v4l2, command, dir and testpattern
+// are Sources, gpio and signal are Triggers, and mjpeg holds the JPEG helpers
+// they share. None of those is imported here, so the loop and its users link
+// no camera or GPIO library.
+//
 // Sources own their device. Exactly one goroutine calls a Source's methods;
-// none of them is safe for concurrent use, mirroring the V4L2 library below.
+// none of them is safe for concurrent use, mirroring the V4L2 library.
 package capture
 
 import (
 	"context"
 	"errors"
 	"time"
-)
 
-// Frame is one captured, encoded image. Data is owned by the Frame: it never
-// aliases a driver buffer, so it stays valid after the source moves on or is
-// closed.
-type Frame struct {
-	Data    []byte    // complete encoded image (JPEG unless Format says otherwise)
-	Format  string    // "jpeg", "png" or "bin"
-	Seq     uint64    // per-source sequence number, strictly increasing from 1
-	Time    time.Time // capture time: when the frame was taken from the device
-	Source  string    // source kind and device, e.g. "v4l2:/dev/video0"
-	Trigger string    // what caused it: "continuous", "interval", "gpio", "signal", "pre-trigger"
-}
+	"framepush/frame"
+)
 
 // Source produces frames.
 type Source interface {
@@ -34,16 +33,16 @@ type Source interface {
 	// blocks until a frame is ready or ctx is done. A source that lost its
 	// device returns an error wrapping ErrDeviceGone; the caller decides
 	// whether to reopen (see Reopener).
-	Capture(ctx context.Context) (Frame, error)
+	Capture(ctx context.Context) (frame.Frame, error)
 	// Close releases the device. It is safe to call more than once.
 	Close() error
 }
 
 // Event is one firing of a Trigger.
 type Event struct {
-	Time   time.Time // when the trigger fired (edge time for GPIO)
-	Kind   string    // "continuous", "interval", "gpio", "signal"
-	Frames int       // frames to capture for this event; 0 means 1
+	Time   time.Time         // when the trigger fired (edge time for GPIO)
+	Kind   frame.TriggerKind // Continuous, Interval, GPIO or Signal
+	Frames int               // frames to capture for this event; 0 means 1
 	// Pre is how many buffered pre-trigger frames to emit before the event's
 	// own frames (motion's pre_capture). 0 means none.
 	Pre int
@@ -72,3 +71,7 @@ type Trigger interface {
 // and reopened: unplugged camera (ENODEV), I/O error (EIO), a stalled stream
 // (no frame within the timeout), a dead child process.
 var ErrDeviceGone = errors.New("capture device gone")
+
+// ErrExhausted ends a finite source: a directory source that is not looping
+// returns it once every file has been replayed, and Loop stops on it.
+var ErrExhausted = errors.New("capture: directory source has replayed every image")

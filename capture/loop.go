@@ -8,6 +8,8 @@ import (
 	"math/bits"
 	"sync/atomic"
 	"time"
+
+	"framepush/frame"
 )
 
 // Defaults for LoopOptions' rates.
@@ -50,7 +52,7 @@ type Looper struct {
 	src  Source
 	trig Trigger
 	opts LoopOptions
-	emit func(Frame)
+	emit func(frame.Frame)
 	log  *slog.Logger
 
 	started atomic.Bool
@@ -60,7 +62,7 @@ type Looper struct {
 }
 
 // NewLooper returns a Looper; Run starts it.
-func NewLooper(src Source, trig Trigger, o LoopOptions, emit func(Frame)) *Looper {
+func NewLooper(src Source, trig Trigger, o LoopOptions, emit func(frame.Frame)) *Looper {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -77,7 +79,7 @@ func NewLooper(src Source, trig Trigger, o LoopOptions, emit func(Frame)) *Loope
 
 // Loop is NewLooper(src, trig, o, emit).Run(ctx), for callers that need no
 // statistics.
-func Loop(ctx context.Context, src Source, trig Trigger, o LoopOptions, emit func(Frame)) error {
+func Loop(ctx context.Context, src Source, trig Trigger, o LoopOptions, emit func(frame.Frame)) error {
 	return NewLooper(src, trig, o, emit).Run(ctx)
 }
 
@@ -100,8 +102,8 @@ func (l *Looper) Stats() LoopStats {
 //
 // A goroutine of its own waits for the trigger, so edges are seen while a
 // capture runs; events that come while one is being served collapse into
-// one pending event, the newest (the others counted in Coalesced): a slow
-// capture never causes a burst. For each event Run emits up to Event.Pre of the most recent ring
+// one Pending event, the newest (the others counted in Coalesced): a slow
+// capture never causes a burst. See Pending for an edge's whole path. For each event Run emits up to Event.Pre of the most recent ring
 // frames (Trigger "pre-trigger", oldest first; the ring is then emptied so
 // no frame goes out twice), then captures Event.Frames frames (Trigger =
 // event kind), each exposed after the event since Source.Capture returns
@@ -121,7 +123,7 @@ func (l *Looper) Run(ctx context.Context) error {
 		return errors.New("capture: Looper.Run called twice")
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	evCh := make(chan Event, 1)
+	pending := NewPending()
 	errCh := make(chan error, 1)
 	waiterDone := make(chan struct{})
 	go func() {
@@ -134,17 +136,8 @@ func (l *Looper) Run(ctx context.Context) error {
 				}
 				return
 			}
-			select {
-			case evCh <- ev:
-			default:
-				// Keep the newest: a stale event still pending (an edge
-				// of a finished active period, say) must not shadow it.
-				select {
-				case <-evCh:
-					l.coalesced.Add(1)
-				default: // Run took it meanwhile
-				}
-				evCh <- ev // only this goroutine sends, so there is room
+			if pending.Put(ev) { // the newest wins, see Pending
+				l.coalesced.Add(1)
 			}
 		}
 	}()
@@ -164,24 +157,24 @@ func (l *Looper) Run(ctx context.Context) error {
 	// Ring frames older than this went stale while captures failed.
 	ringMaxAge := max(2*time.Duration(ring.cap()+1)*prePeriod, 5*time.Second)
 
-	var pending *Event
+	var next *Event
 	var activeEnd time.Time // when the last active period was seen to end
 	for {
-		if pending == nil {
+		if next == nil {
 			select { // an event beats a ring refill
-			case ev := <-evCh:
-				pending = &ev
+			case ev := <-pending.C():
+				next = &ev
 			default:
 			}
 		}
-		if pending == nil {
+		if next == nil {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case err := <-errCh:
 				return fmt.Errorf("capture: trigger: %w", err)
-			case ev := <-evCh:
-				pending = &ev
+			case ev := <-pending.C():
+				next = &ev
 			case <-preTick:
 				f, ok, err := l.capture(ctx)
 				if err != nil {
@@ -193,8 +186,8 @@ func (l *Looper) Run(ctx context.Context) error {
 				continue
 			}
 		}
-		ev := *pending
-		pending = nil
+		ev := *next
+		next = nil
 		if !activeEnd.IsZero() && !ev.Time.IsZero() && !ev.Time.After(activeEnd) {
 			// An edge from before the active period was seen to end
 			// belongs to it (a bounce, the release of a "both" line).
@@ -216,7 +209,7 @@ func (l *Looper) serve(ctx context.Context, ev Event, ring *frameRing, maxAge ti
 	l.events.Add(1)
 	now := time.Now()
 	for _, f := range ring.take(ev.Pre, now.Add(-maxAge)) {
-		f.Trigger = "pre-trigger"
+		f.Trigger = frame.PreTrigger
 		l.preFrames.Add(1)
 		l.frames.Add(1)
 		l.emit(f)
@@ -277,28 +270,28 @@ func (l *Looper) serve(ctx context.Context, ev Event, ring *frameRing, maxAge ti
 
 // capture takes one frame. It reports ok=false for a failure to count and
 // move past, and an error for one that ends Run.
-func (l *Looper) capture(ctx context.Context) (Frame, bool, error) {
+func (l *Looper) capture(ctx context.Context) (frame.Frame, bool, error) {
 	f, err := l.src.Capture(ctx)
 	if err == nil {
 		l.consec = 0
 		return f, true, nil
 	}
 	if ctx.Err() != nil {
-		return Frame{}, false, ctx.Err()
+		return frame.Frame{}, false, ctx.Err()
 	}
 	if errors.Is(err, ErrGaveUp) || errors.Is(err, ErrExhausted) {
-		return Frame{}, false, err
+		return frame.Frame{}, false, err
 	}
 	l.captureErrors.Add(1)
 	l.consec++
 	if m := l.opts.MaxCaptureErrors; m > 0 && l.consec >= m {
-		return Frame{}, false, fmt.Errorf("capture: %d capture failures in a row, the last: %w", l.consec, err)
+		return frame.Frame{}, false, fmt.Errorf("capture: %d capture failures in a row, the last: %w", l.consec, err)
 	}
 	// Log the 1st, 2nd, 4th, 8th... failure of a run: visible, not a flood.
 	if bits.OnesCount(uint(l.consec)) == 1 {
 		l.log.Warn("capture failed", "err", err, "in_a_row", l.consec)
 	}
-	return Frame{}, false, nil
+	return frame.Frame{}, false, nil
 }
 
 // frameRing keeps the last n frames with the time each was taken.
@@ -309,7 +302,7 @@ type frameRing struct {
 }
 
 type ringFrame struct {
-	f  Frame
+	f  frame.Frame
 	at time.Time
 }
 
@@ -318,7 +311,7 @@ func newFrameRing(size int) *frameRing { return &frameRing{buf: make([]ringFrame
 func (r *frameRing) cap() int { return len(r.buf) }
 
 // push adds f, evicting the oldest frame when full.
-func (r *frameRing) push(f Frame, at time.Time) {
+func (r *frameRing) push(f frame.Frame, at time.Time) {
 	if len(r.buf) == 0 {
 		return
 	}
@@ -333,8 +326,8 @@ func (r *frameRing) push(f Frame, at time.Time) {
 
 // take returns up to k of the newest frames taken after notBefore, oldest
 // first, and empties the ring.
-func (r *frameRing) take(k int, notBefore time.Time) []Frame {
-	var out []Frame
+func (r *frameRing) take(k int, notBefore time.Time) []frame.Frame {
+	var out []frame.Frame
 	skip := max(r.n-k, 0)
 	for i := skip; i < r.n; i++ {
 		e := r.buf[(r.start+i)%len(r.buf)]

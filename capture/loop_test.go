@@ -5,17 +5,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"image/jpeg"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"framepush/frame"
+	"framepush/internal/testutil"
 )
 
-// loopTestSource wraps the test pattern: it counts captures and can fail
-// or block them on the test's say.
+// loopTestSource is a source of small JPEG frames (the test pattern lives
+// in a package that imports this one): it counts captures and can fail or
+// block them on the test's say.
 type loopTestSource struct {
-	*TestPattern
+	jpeg     []byte
+	seq      uint64
 	captures atomic.Uint64
 	// hook runs before each capture (Loop's goroutine); an error fails it.
 	hook func(ctx context.Context, n uint64) error
@@ -23,45 +29,51 @@ type loopTestSource struct {
 
 func loopTestNewSource(t *testing.T) *loopTestSource {
 	t.Helper()
-	p, err := NewTestPattern(TestPatternOptions{Width: 64, Height: 48, Name: "loop"})
-	if err != nil {
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, image.NewGray(image.Rect(0, 0, 64, 48)), nil); err != nil {
 		t.Fatal(err)
 	}
-	return &loopTestSource{TestPattern: p}
+	return &loopTestSource{jpeg: b.Bytes()}
 }
 
-func (s *loopTestSource) Capture(ctx context.Context) (Frame, error) {
+func (s *loopTestSource) Capture(ctx context.Context) (frame.Frame, error) {
 	n := s.captures.Add(1)
 	if s.hook != nil {
 		if err := s.hook(ctx, n); err != nil {
-			return Frame{}, err
+			return frame.Frame{}, err
 		}
 	}
-	return s.TestPattern.Capture(ctx)
+	if err := ctx.Err(); err != nil {
+		return frame.Frame{}, err
+	}
+	s.seq++
+	return frame.Frame{Data: bytes.Clone(s.jpeg), Format: frame.JPEG, Seq: s.seq, Time: time.Now(), Source: "testpattern:loop"}, nil
 }
+
+func (s *loopTestSource) Close() error { return nil }
 
 // loopTestSink collects emitted frames.
 type loopTestSink struct {
 	mu     sync.Mutex
-	frames []Frame
+	frames []frame.Frame
 }
 
-func (k *loopTestSink) emit(f Frame) {
+func (k *loopTestSink) emit(f frame.Frame) {
 	k.mu.Lock()
 	k.frames = append(k.frames, f)
 	k.mu.Unlock()
 }
 
-func (k *loopTestSink) get() []Frame {
+func (k *loopTestSink) get() []frame.Frame {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return append([]Frame(nil), k.frames...)
+	return append([]frame.Frame(nil), k.frames...)
 }
 
 // waitFor polls until at least n frames are in.
-func (k *loopTestSink) waitFor(t *testing.T, n int) []Frame {
+func (k *loopTestSink) waitFor(t *testing.T, n int) []frame.Frame {
 	t.Helper()
-	gpioTestEventually(t, fmt.Sprintf("%d frames", n), func() bool { return len(k.get()) >= n })
+	loopTestEventually(t, fmt.Sprintf("%d frames", n), func() bool { return len(k.get()) >= n })
 	return k.get()
 }
 
@@ -93,7 +105,7 @@ func loopTestRun(t *testing.T, src Source, trig Trigger, o LoopOptions) (*Looper
 
 // loopTestCheckOrder asserts that frames are in capture order without
 // duplicates and decode as JPEG.
-func loopTestCheckOrder(t *testing.T, frames []Frame) {
+func loopTestCheckOrder(t *testing.T, frames []frame.Frame) {
 	t.Helper()
 	for i, f := range frames {
 		if i > 0 && f.Seq <= frames[i-1].Seq {
@@ -122,7 +134,7 @@ func TestLoopCapturesFramesPerEvent(t *testing.T) {
 		t.Fatalf("%d frames, want 4", len(frames))
 	}
 	loopTestCheckOrder(t, frames)
-	for i, want := range []string{"gpio", "gpio", "gpio", "signal"} {
+	for i, want := range []frame.TriggerKind{"gpio", "gpio", "gpio", "signal"} {
 		if frames[i].Trigger != want || frames[i].Seq != uint64(i+1) {
 			t.Errorf("frame %d: trigger %q seq %d, want %q seq %d", i, frames[i].Trigger, frames[i].Seq, want, i+1)
 		}
@@ -138,10 +150,10 @@ func TestLoopPreTriggerFrames(t *testing.T) {
 	l, sink, _ := loopTestRun(t, src, trig, LoopOptions{PreTrigger: 3, PreTriggerFPS: 200})
 
 	// Let the ring fill and overflow.
-	gpioTestEventually(t, "ring captures", func() bool { return src.captures.Load() >= 6 })
+	loopTestEventually(t, "ring captures", func() bool { return src.captures.Load() >= 6 })
 	trig.fire(t, Event{Kind: "gpio", Frames: 2, Pre: 3})
 	frames := sink.waitFor(t, 5)
-	for i, want := range []string{"pre-trigger", "pre-trigger", "pre-trigger", "gpio", "gpio"} {
+	for i, want := range []frame.TriggerKind{"pre-trigger", "pre-trigger", "pre-trigger", "gpio", "gpio"} {
 		if frames[i].Trigger != want {
 			t.Fatalf("frame %d is %q, want %q", i, frames[i].Trigger, want)
 		}
@@ -157,10 +169,10 @@ func TestLoopPreTriggerFrames(t *testing.T) {
 	last := frames[4].Seq
 
 	// served waits for a frame of kind newer than seq and returns its seq.
-	served := func(kind string, after uint64) uint64 {
+	served := func(kind frame.TriggerKind, after uint64) uint64 {
 		t.Helper()
 		var got uint64
-		gpioTestEventually(t, kind+" frame", func() bool {
+		loopTestEventually(t, string(kind)+" frame", func() bool {
 			for _, f := range sink.get() {
 				if f.Trigger == kind && f.Seq > after {
 					got = f.Seq
@@ -175,7 +187,7 @@ func TestLoopPreTriggerFrames(t *testing.T) {
 	// capture succeeds, so seqs count captures).
 	ringed := func(seq uint64) {
 		t.Helper()
-		gpioTestEventually(t, "a ring capture", func() bool { return src.captures.Load() > seq })
+		loopTestEventually(t, "a ring capture", func() bool { return src.captures.Load() > seq })
 	}
 
 	// The ring was emptied: the next event gets only frames taken after
@@ -193,7 +205,7 @@ func TestLoopPreTriggerFrames(t *testing.T) {
 
 	frames = sink.get()
 	loopTestCheckOrder(t, frames)
-	var kinds []string
+	var kinds []frame.TriggerKind
 	for _, f := range frames[5:] {
 		kinds = append(kinds, f.Trigger)
 	}
@@ -241,7 +253,7 @@ func TestLoopWhileActive(t *testing.T) {
 		t.Fatal("Loop never checked Active again")
 	}
 	trig.fire(t, Event{Time: time.Now(), Kind: "signal", Frames: 1})
-	gpioTestEventually(t, "the signal frame", func() bool {
+	loopTestEventually(t, "the signal frame", func() bool {
 		fs := sink.get()
 		return fs[len(fs)-1].Trigger == "signal"
 	})
@@ -309,7 +321,7 @@ func TestLoopContinuousCoalescesWhileCaptureIsSlow(t *testing.T) {
 	defer trig.Close()
 	l, sink, stop := loopTestRun(t, src, trig, LoopOptions{})
 	// Ticks keep coming while the first capture hangs; they must collapse.
-	gpioTestEventually(t, "coalesced ticks", func() bool { return l.Stats().Coalesced >= 5 })
+	loopTestEventually(t, "coalesced ticks", func() bool { return l.Stats().Coalesced >= 5 })
 	close(release)
 	sink.waitFor(t, 3)
 	stop()
@@ -333,7 +345,7 @@ func TestLoopErrors(t *testing.T) {
 	t.Run("trigger", func(t *testing.T) {
 		trig := newChanTrigger()
 		trig.Close()
-		err := Loop(context.Background(), loopTestNewSource(t), trig, LoopOptions{}, func(Frame) {})
+		err := Loop(context.Background(), loopTestNewSource(t), trig, LoopOptions{}, func(frame.Frame) {})
 		if !errors.Is(err, ErrTriggerClosed) {
 			t.Fatalf("Loop returned %v", err)
 		}
@@ -350,7 +362,7 @@ func TestLoopErrors(t *testing.T) {
 		trig := newChanTrigger()
 		l, sink, _ := loopTestRun(t, src, trig, LoopOptions{})
 		trig.fire(t, Event{Kind: "gpio", Frames: 3}) // frame 2 fails: the event is abandoned
-		gpioTestEventually(t, "the failure", func() bool { return l.Stats().CaptureErrors == 1 })
+		loopTestEventually(t, "the failure", func() bool { return l.Stats().CaptureErrors == 1 })
 		trig.fire(t, Event{Kind: "gpio", Frames: 2})
 		frames := sink.waitFor(t, 3)
 		if len(frames) != 3 || frames[0].Seq != 1 || frames[1].Seq != 2 {
@@ -362,7 +374,7 @@ func TestLoopErrors(t *testing.T) {
 		src.hook = func(context.Context, uint64) error { return fmt.Errorf("camera: %w", ErrGaveUp) }
 		trig := newChanTrigger()
 		errc := make(chan error, 1)
-		go func() { errc <- Loop(context.Background(), src, trig, LoopOptions{}, func(Frame) {}) }()
+		go func() { errc <- Loop(context.Background(), src, trig, LoopOptions{}, func(frame.Frame) {}) }()
 		trig.fire(t, Event{Kind: "gpio"})
 		select {
 		case err := <-errc:
@@ -380,12 +392,12 @@ func TestLoopErrors(t *testing.T) {
 		trig := newChanTrigger()
 		errc := make(chan error, 1)
 		go func() {
-			errc <- Loop(context.Background(), src, trig, LoopOptions{MaxCaptureErrors: 3}, func(Frame) {})
+			errc <- Loop(context.Background(), src, trig, LoopOptions{MaxCaptureErrors: 3}, func(frame.Frame) {})
 		}()
 		for i := range 3 {
 			// One at a time: events coming while one is served collapse.
 			trig.fire(t, Event{Kind: "gpio"})
-			gpioTestEventually(t, "the capture", func() bool { return src.captures.Load() == uint64(i+1) })
+			loopTestEventually(t, "the capture", func() bool { return src.captures.Load() == uint64(i+1) })
 		}
 		select {
 		case err := <-errc:
@@ -397,7 +409,7 @@ func TestLoopErrors(t *testing.T) {
 		}
 	})
 	t.Run("twice", func(t *testing.T) {
-		l := NewLooper(loopTestNewSource(t), newChanTrigger(), LoopOptions{}, func(Frame) {})
+		l := NewLooper(loopTestNewSource(t), newChanTrigger(), LoopOptions{}, func(frame.Frame) {})
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		l.Run(ctx)
@@ -411,9 +423,9 @@ func TestFrameRing(t *testing.T) {
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	r := newFrameRing(3)
 	for i := 1; i <= 5; i++ {
-		r.push(Frame{Seq: uint64(i)}, t0.Add(time.Duration(i)*time.Second))
+		r.push(frame.Frame{Seq: uint64(i)}, t0.Add(time.Duration(i)*time.Second))
 	}
-	seqs := func(fs []Frame) []uint64 {
+	seqs := func(fs []frame.Frame) []uint64 {
 		var s []uint64
 		for _, f := range fs {
 			s = append(s, f.Seq)
@@ -427,14 +439,19 @@ func TestFrameRing(t *testing.T) {
 		t.Fatalf("take after take = %v, want nothing", seqs(got))
 	}
 	for i := 6; i <= 8; i++ {
-		r.push(Frame{Seq: uint64(i)}, t0.Add(time.Duration(i)*time.Second))
+		r.push(frame.Frame{Seq: uint64(i)}, t0.Add(time.Duration(i)*time.Second))
 	}
 	if got := seqs(r.take(10, t0.Add(7*time.Second))); fmt.Sprint(got) != "[7 8]" {
 		t.Fatalf("take with an age limit = %v, want [7 8]", got)
 	}
 	z := newFrameRing(0)
-	z.push(Frame{Seq: 1}, t0)
+	z.push(frame.Frame{Seq: 1}, t0)
 	if got := z.take(1, t0); len(got) != 0 {
 		t.Fatalf("zero ring kept %v", seqs(got))
 	}
+}
+
+func loopTestEventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	testutil.WaitFor(t, what, 10*time.Second, cond)
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"framepush/frame"
 	"framepush/internal/backoff"
 )
 
@@ -112,30 +113,31 @@ var errReopenerClosed = errors.New("capture: reopener is closed")
 // often as needed. It returns ctx.Err() when ctx ends, an error wrapping
 // ErrGaveUp after GiveUp of continuous failure, and passes through any
 // other error of the inner source (which stays open).
-func (r *Reopener) Capture(ctx context.Context) (Frame, error) {
+func (r *Reopener) Capture(ctx context.Context) (frame.Frame, error) {
 	r.capMu.Lock()
 	defer r.capMu.Unlock()
 	for {
 		if err := ctx.Err(); err != nil {
-			return Frame{}, err
+			return frame.Frame{}, err
 		}
 		r.mu.Lock()
 		src, closed := r.src, r.closed
 		r.mu.Unlock()
 		if closed {
-			return Frame{}, errReopenerClosed
+			return frame.Frame{}, errReopenerClosed
 		}
 		if src == nil {
 			var err error
 			if src, err = r.openOnce(ctx); err != nil {
 				if ctx.Err() != nil {
-					return Frame{}, ctx.Err()
+					return frame.Frame{}, ctx.Err()
 				}
-				if err := r.failed("open failed", err); err != nil {
-					return Frame{}, err
+				d, err := r.failed("open failed", err, true)
+				if err != nil {
+					return frame.Frame{}, err
 				}
-				if err := r.wait(ctx); err != nil {
-					return Frame{}, err
+				if err := r.opts.Sleep(ctx, d); err != nil {
+					return frame.Frame{}, err
 				}
 				continue
 			}
@@ -150,14 +152,15 @@ func (r *Reopener) Capture(ctx context.Context) (Frame, error) {
 			return f, nil
 		}
 		if !errors.Is(err, ErrDeviceGone) {
-			return Frame{}, err
+			return frame.Frame{}, err
 		}
 		r.drop(src)
-		if err := r.failed("device lost", err); err != nil {
-			return Frame{}, err
+		d, err := r.failed("lost", err, true)
+		if err != nil {
+			return frame.Frame{}, err
 		}
-		if err := r.wait(ctx); err != nil {
-			return Frame{}, err
+		if err := r.opts.Sleep(ctx, d); err != nil {
+			return frame.Frame{}, err
 		}
 	}
 }
@@ -183,7 +186,7 @@ func (r *Reopener) Open(ctx context.Context) error {
 	if err == nil || ctx.Err() != nil {
 		return err
 	}
-	if gerr := r.failed("open failed", err); gerr != nil {
+	if _, gerr := r.failed("open failed", err, false); gerr != nil {
 		return gerr
 	}
 	return err
@@ -227,8 +230,12 @@ func (r *Reopener) drop(src Source) {
 }
 
 // failed counts a failure and decides whether to go on: it returns an
-// error wrapping ErrGaveUp once the outage has lasted GiveUp.
-func (r *Reopener) failed(what string, cause error) error {
+// error wrapping ErrGaveUp once the outage has lasted GiveUp. Otherwise,
+// when retry is set, it draws the delay to wait before the next attempt.
+// It writes the event's one log line ("capture device lost, will retry",
+// with the delay it returns as retry_in): the Reopener is the only part
+// that restarts a source, so this line is the whole story of a failure.
+func (r *Reopener) failed(what string, cause error, retry bool) (time.Duration, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.now()
@@ -242,7 +249,7 @@ func (r *Reopener) failed(what string, cause error) error {
 	down := now.Sub(r.downSince)
 	if r.opts.GiveUp > 0 && down >= r.opts.GiveUp {
 		r.log.Error("giving up on the capture device", "device", r.opts.Name, "down_for", down.Round(time.Millisecond), "failures", r.stats.Failures, "err", cause)
-		return fmt.Errorf("capture: %s unusable for %v (limit %v): %w; last error: %w", r.opts.Name, down.Round(time.Second), r.opts.GiveUp, ErrGaveUp, cause)
+		return 0, fmt.Errorf("capture: %s unusable for %v (limit %v): %w; last error: %w", r.opts.Name, down.Round(time.Second), r.opts.GiveUp, ErrGaveUp, cause)
 	}
 	// Warn on the 1st, 2nd, 4th, 8th... failure of an outage: visible in
 	// the journal without flooding it during a long one.
@@ -251,23 +258,25 @@ func (r *Reopener) failed(what string, cause error) error {
 	if attempt&(attempt-1) == 0 {
 		level = slog.LevelWarn
 	}
-	r.log.Log(context.Background(), level, "capture device "+what+", will retry", "device", r.opts.Name, "err", cause, "down_for", down.Round(time.Millisecond), "attempt", attempt)
-	return nil
+	attrs := []any{"device", r.opts.Name, "err", cause, "down_for", down.Round(time.Millisecond), "attempt", attempt}
+	var d time.Duration
+	if retry {
+		d = r.nextDelay()
+		attrs = append(attrs, "retry_in", d)
+	}
+	r.log.Log(context.Background(), level, "capture device "+what+", will retry", attrs...)
+	return d, nil
 }
 
-// wait sleeps the next backoff delay, with a floor so that an unlucky run
-// of tiny jittered delays cannot turn into a busy loop of open(2) calls.
-func (r *Reopener) wait(ctx context.Context) error {
-	r.mu.Lock()
-	d := r.bo.Next()
+// nextDelay draws the next backoff delay, with a floor so that an unlucky
+// run of tiny jittered delays cannot turn into a busy loop of open(2)
+// calls. r.mu is held.
+func (r *Reopener) nextDelay() time.Duration {
 	floor := r.bo.Initial / 10
 	if floor <= 0 {
 		floor = backoff.Default.Initial / 10
 	}
-	r.mu.Unlock()
-	d = max(d, floor)
-	r.log.Debug("capture device retry scheduled", "device", r.opts.Name, "in", d)
-	return r.opts.Sleep(ctx, d)
+	return max(r.bo.Next(), floor)
 }
 
 // up marks the device healthy after a frame.

@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
+	"log/slog"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"framepush/frame"
 	"framepush/internal/backoff"
+	"framepush/internal/testutil"
 )
 
 // reopenTestClock is a fake clock whose Sleep only moves time on.
@@ -55,15 +59,15 @@ type reopenTestSource struct {
 	closes int
 }
 
-func (s *reopenTestSource) Capture(ctx context.Context) (Frame, error) {
+func (s *reopenTestSource) Capture(ctx context.Context) (frame.Frame, error) {
 	if s.closes > 0 {
-		return Frame{}, errors.New("capture on a closed test source")
+		return frame.Frame{}, errors.New("capture on a closed test source")
 	}
 	if s.taken < s.frames {
 		s.taken++
-		return Frame{Data: []byte(fmt.Sprintf("src%d-frame%d", s.id, s.taken)), Seq: uint64(s.taken)}, nil
+		return frame.Frame{Data: []byte(fmt.Sprintf("src%d-frame%d", s.id, s.taken)), Seq: uint64(s.taken)}, nil
 	}
-	return Frame{}, s.err
+	return frame.Frame{}, s.err
 }
 
 func (s *reopenTestSource) Close() error {
@@ -82,7 +86,7 @@ type reopenTestFactory struct {
 func (f *reopenTestFactory) open(context.Context) (Source, error) {
 	if f.calls >= len(f.script) {
 		f.calls++
-		return nil, &v4lPathError{"open", "/dev/video0", syscall.ENOENT}
+		return nil, &fs.PathError{Op: "open", Path: "/dev/video0", Err: syscall.ENOENT}
 	}
 	item := f.script[f.calls]
 	f.calls++
@@ -96,10 +100,10 @@ func (f *reopenTestFactory) open(context.Context) (Source, error) {
 	panic("bad script")
 }
 
-func reopenTestNew(t *testing.T, f *reopenTestFactory, opts ReopenOptions) (*Reopener, *reopenTestClock, *v4lTestLog) {
+func reopenTestNew(t *testing.T, f *reopenTestFactory, opts ReopenOptions) (*Reopener, *reopenTestClock, *reopenTestLog) {
 	t.Helper()
 	clock := &reopenTestClock{now: time.Unix(1700000000, 0)}
-	logs := &v4lTestLog{}
+	logs := &reopenTestLog{}
 	opts.Now, opts.Sleep = clock.Now, clock.Sleep
 	if opts.Rand == nil {
 		opts.Rand = func() float64 { return 0.5 }
@@ -112,6 +116,13 @@ func reopenTestNew(t *testing.T, f *reopenTestFactory, opts ReopenOptions) (*Reo
 	return r, clock, logs
 }
 
+// reopenTestLog collects the Reopener's log lines.
+type reopenTestLog struct{ testutil.Buffer }
+
+func (l *reopenTestLog) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 var reopenTestPolicy = backoff.Policy{Initial: time.Second, Max: 8 * time.Second, Multiplier: 2}
 
 func reopenTestGone(what string) error { return fmt.Errorf("test: %s: %w", what, ErrDeviceGone) }
@@ -119,7 +130,7 @@ func reopenTestGone(what string) error { return fmt.Errorf("test: %s: %w", what,
 func TestReopenerRecoversAndKeepsSequence(t *testing.T) {
 	first := &reopenTestSource{id: 1, frames: 2, err: reopenTestGone("unplugged")}
 	second := &reopenTestSource{id: 2, frames: 2, err: errors.New("end")}
-	f := &reopenTestFactory{script: []any{first, &v4lPathError{"open", "/dev/video0", syscall.ENOENT}, second}}
+	f := &reopenTestFactory{script: []any{first, &fs.PathError{Op: "open", Path: "/dev/video0", Err: syscall.ENOENT}, second}}
 	r, clock, logs := reopenTestNew(t, f, ReopenOptions{Backoff: reopenTestPolicy, GiveUp: time.Minute})
 
 	var data []string
@@ -148,7 +159,7 @@ func TestReopenerRecoversAndKeepsSequence(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	out := logs.String()
-	for _, w := range []string{"capture device device lost, will retry", "unplugged", "capture device open failed, will retry",
+	for _, w := range []string{"capture device lost, will retry", "unplugged", "capture device open failed, will retry",
 		"capture device reopened", "down_for=1.5s", "capture device recovered"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("log lacks %q:\n%s", w, out)
@@ -307,7 +318,7 @@ func TestReopenerClose(t *testing.T) {
 func TestReopenerOpenEarly(t *testing.T) {
 	ctx := context.Background()
 	good := &reopenTestSource{id: 1, frames: 3}
-	f := &reopenTestFactory{script: []any{&v4lPathError{"open", "/dev/video0", syscall.ENOENT}, good}}
+	f := &reopenTestFactory{script: []any{&fs.PathError{Op: "open", Path: "/dev/video0", Err: syscall.ENOENT}, good}}
 	r, clock, _ := reopenTestNew(t, f, ReopenOptions{Backoff: reopenTestPolicy})
 	err := r.Open(ctx)
 	if err == nil || !strings.Contains(err.Error(), "/dev/video0") {
@@ -335,5 +346,35 @@ func TestReopenerOpenEarly(t *testing.T) {
 	r.Close()
 	if err := r.Open(ctx); err == nil {
 		t.Fatal("Open after Close succeeded")
+	}
+}
+
+// A loss is one log line, and it tells the delay the Reopener then waits
+// (the only restart: sources do not retry on their own).
+func TestReopenerLogsEachLossOnceWithItsDelay(t *testing.T) {
+	first := &reopenTestSource{id: 1, frames: 1, err: reopenTestGone("unplugged")}
+	second := &reopenTestSource{id: 2, frames: 1, err: errors.New("end")}
+	f := &reopenTestFactory{script: []any{first, second}}
+	r, clock, logs := reopenTestNew(t, f, ReopenOptions{Backoff: reopenTestPolicy})
+	for i := 0; i < 2; i++ {
+		if _, err := r.Capture(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := clock.Sleeps(); len(got) != 1 || got[0] != 500*time.Millisecond {
+		t.Fatalf("sleeps %v, want [500ms]", got)
+	}
+	var lines []string
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "unplugged") {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) != 1 || !strings.Contains(lines[0], `msg="capture device lost, will retry"`) ||
+		!strings.Contains(lines[0], "retry_in=500ms") || !strings.Contains(lines[0], "level=WARN") {
+		t.Fatalf("lines about the loss %q, want one warning with retry_in=500ms", lines)
+	}
+	if strings.Contains(logs.String(), "device device") {
+		t.Fatalf("log reads \"device device\":\n%s", logs)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"framepush/frame"
 )
 
 // ErrTriggerClosed is returned by Wait on a closed trigger.
@@ -25,7 +27,7 @@ type Coalescer interface {
 // than a whole period, the missed slots are skipped (and counted) and the
 // event fires at once: a slow capture costs frames, never a catch-up burst.
 type ticker struct {
-	kind   string
+	kind   frame.TriggerKind
 	period time.Duration
 	now    func() time.Time
 	// sleep waits d, or returns early with ctx.Err() or ErrTriggerClosed.
@@ -40,7 +42,7 @@ type ticker struct {
 	closeOnce sync.Once
 }
 
-func newTicker(kind string, period time.Duration) *ticker {
+func newTicker(kind frame.TriggerKind, period time.Duration) *ticker {
 	t := &ticker{kind: kind, period: period, now: time.Now, done: make(chan struct{})}
 	t.sleep = t.realSleep
 	return t
@@ -53,7 +55,7 @@ func NewContinuous(fps float64) Trigger {
 	if !(fps > 0) || math.IsInf(fps, 0) {
 		panic(fmt.Sprintf("capture: NewContinuous: frame rate %v is not positive", fps))
 	}
-	return newTicker("continuous", max(time.Duration(float64(time.Second)/fps), time.Microsecond))
+	return newTicker(frame.Continuous, max(time.Duration(float64(time.Second)/fps), time.Microsecond))
 }
 
 // NewInterval returns a timelapse trigger firing every period (Kind
@@ -62,7 +64,7 @@ func NewInterval(every time.Duration) Trigger {
 	if every <= 0 {
 		panic(fmt.Sprintf("capture: NewInterval: period %v is not positive", every))
 	}
-	return newTicker("interval", every)
+	return newTicker(frame.Interval, every)
 }
 
 func (t *ticker) realSleep(ctx context.Context, d time.Duration) error {

@@ -6,51 +6,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"framepush/capture/internal/capturetest"
+	"framepush/frame"
 )
 
-// trigTestClock is a fake clock for the ticker (sleeping advances it) and
-// the GPIO edge times.
-type trigTestClock struct {
-	mu     sync.Mutex
-	t      time.Time
-	sleeps []time.Duration
-}
-
-func (c *trigTestClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *trigTestClock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func (c *trigTestClock) sleep(ctx context.Context, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	c.sleeps = append(c.sleeps, d)
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-	return nil
-}
-
-func (c *trigTestClock) takeSleeps() []time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	s := c.sleeps
-	c.sleeps = nil
-	return s
-}
-
-func trigTestFake(kind string, period time.Duration) (*ticker, *trigTestClock) {
-	c := &trigTestClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+func trigTestFake(kind frame.TriggerKind, period time.Duration) (*ticker, *capturetest.Clock) {
+	c := capturetest.NewClock()
 	tk := newTicker(kind, period)
-	tk.now, tk.sleep = c.now, c.sleep
+	tk.now, tk.sleep = c.Now, c.Sleep
 	return tk, c
 }
 
@@ -58,7 +22,7 @@ func TestTickerScheduleIsDriftFreeAndCoalesces(t *testing.T) {
 	const p = 100 * time.Millisecond
 	tk, clock := trigTestFake("continuous", p)
 	ctx := context.Background()
-	start := clock.now()
+	start := clock.Now()
 	wait := func() Event {
 		t.Helper()
 		ev, err := tk.Wait(ctx)
@@ -72,24 +36,24 @@ func TestTickerScheduleIsDriftFreeAndCoalesces(t *testing.T) {
 	}
 
 	// The first event fires at once.
-	if ev := wait(); !ev.Time.Equal(start) || len(clock.takeSleeps()) != 0 {
+	if ev := wait(); !ev.Time.Equal(start) || len(clock.TakeSleeps()) != 0 {
 		t.Fatalf("first event at %v, want at once", ev.Time.Sub(start))
 	}
 	// 30 ms of work: the next wait is the rest of the period, not a whole one.
-	clock.advance(30 * time.Millisecond)
+	clock.Advance(30 * time.Millisecond)
 	if ev := wait(); !ev.Time.Equal(start.Add(p)) {
 		t.Fatalf("second event at %v, want %v", ev.Time.Sub(start), p)
 	}
-	if s := clock.takeSleeps(); len(s) != 1 || s[0] != 70*time.Millisecond {
+	if s := clock.TakeSleeps(); len(s) != 1 || s[0] != 70*time.Millisecond {
 		t.Fatalf("slept %v, want [70ms]", s)
 	}
 	// A capture overrunning 3.5 periods: one event at once, three slots
 	// skipped, then back on the original grid.
-	clock.advance(350 * time.Millisecond) // now start+450ms; slots 200, 300, 400 passed
+	clock.Advance(350 * time.Millisecond) // now start+450ms; slots 200, 300, 400 passed
 	if ev := wait(); !ev.Time.Equal(start.Add(450 * time.Millisecond)) {
 		t.Fatalf("catch-up event at %v, want 450ms", ev.Time.Sub(start))
 	}
-	if s := clock.takeSleeps(); len(s) != 0 {
+	if s := clock.TakeSleeps(); len(s) != 0 {
 		t.Fatalf("catch-up event slept %v", s)
 	}
 	if got := tk.Coalesced(); got != 2 {
@@ -98,7 +62,7 @@ func TestTickerScheduleIsDriftFreeAndCoalesces(t *testing.T) {
 	if ev := wait(); !ev.Time.Equal(start.Add(500 * time.Millisecond)) {
 		t.Fatalf("next event at %v, want 500ms", ev.Time.Sub(start))
 	}
-	if s := clock.takeSleeps(); len(s) != 1 || s[0] != 50*time.Millisecond {
+	if s := clock.TakeSleeps(); len(s) != 1 || s[0] != 50*time.Millisecond {
 		t.Fatalf("slept %v, want [50ms]", s)
 	}
 }
@@ -110,7 +74,7 @@ func TestTickerKindsCloseAndCancel(t *testing.T) {
 		t.Fatalf("first interval event %+v, %v; want one at once", ev, err)
 	}
 	// The next one is an hour away: Close must unblock it.
-	trigTestCloseUnblocks(t, iv)
+	capturetest.CloseUnblocks[Event](t, iv, ErrTriggerClosed)
 
 	c := NewContinuous(0.001)
 	defer c.Close()
@@ -240,7 +204,7 @@ func TestMergeReportsErrorsAndCoalescedCounts(t *testing.T) {
 	if _, err := tk.Wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	clock.advance(2500 * time.Millisecond)
+	clock.Advance(2500 * time.Millisecond)
 	if _, err := tk.Wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -261,35 +225,5 @@ func TestMergeReportsErrorsAndCoalescedCounts(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("a's error never came through Merge")
 		}
-	}
-}
-
-// trigTestCloseUnblocks checks that Close unblocks a pending Wait with
-// ErrTriggerClosed, that a second Close is harmless and that later Waits
-// fail at once.
-func trigTestCloseUnblocks(t *testing.T, tr Trigger) {
-	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		_, err := tr.Wait(context.Background())
-		errc <- err
-	}()
-	time.Sleep(10 * time.Millisecond) // let it block; the result is the same if it has not yet
-	if err := tr.Close(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-errc:
-		if !errors.Is(err, ErrTriggerClosed) {
-			t.Fatalf("Wait after Close: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Close did not unblock Wait")
-	}
-	if err := tr.Close(); err != nil {
-		t.Fatal("second Close:", err)
-	}
-	if _, err := tr.Wait(context.Background()); !errors.Is(err, ErrTriggerClosed) {
-		t.Fatalf("Wait on a closed trigger: %v", err)
 	}
 }

@@ -82,6 +82,7 @@ type GPIO struct {
 // Server is where frames go and how.
 type Server struct {
 	Addresses      []string      `yaml:"addresses"`       // HOST:PORT, tried in order (failover)
+	Spread         string        `yaml:"spread"`          // none: start at the first address | name: start at one chosen by a hash of the device name
 	Mode           string        `yaml:"mode"`            // auto | persistent | seed
 	Terminator     string        `yaml:"terminator"`      // none (seed bytes) | lf | crlf
 	Extension      bool          `yaml:"extension"`       // send name/id/ts/checksum tokens on the SIZE line
@@ -165,6 +166,7 @@ func Default() Config {
 		},
 		Server: Server{
 			Addresses:      []string{fmt.Sprintf("127.0.0.1:%d", DefaultPort)},
+			Spread:         "none",
 			Mode:           "auto",
 			Terminator:     "none",
 			Checksum:       "sha256",

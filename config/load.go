@@ -298,7 +298,7 @@ func rewriteYAMLError(file string, err error) string {
 		}
 		line = lineRE.ReplaceAllString(line, file+":$1: ")
 		line = strings.ReplaceAll(line, "time.Duration", "a duration like 500ms, 10s or 5m")
-		line = strings.ReplaceAll(line, "config.ByteSize", "a size like 512KiB or 64MiB")
+		line = strings.ReplaceAll(line, sizeTypeName, "a size like 512KiB or 64MiB")
 		out = append(out, line)
 	}
 	return strings.Join(out, "\nconfig: ")
@@ -438,7 +438,7 @@ func cleanYAML(err error) string {
 	s := strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n")
 	s = strings.TrimSpace(lineRE.ReplaceAllString(s, ""))
 	s = strings.ReplaceAll(s, "time.Duration", "a duration like 500ms, 10s or 5m")
-	s = strings.ReplaceAll(s, "config.ByteSize", "a size like 512KiB or 64MiB")
+	s = strings.ReplaceAll(s, sizeTypeName, "a size like 512KiB or 64MiB")
 	return s
 }
 

@@ -114,6 +114,7 @@ func (l *Loaded) Validate() error {
 	v.oneOf("server.mode", sv.Mode, "auto", "persistent", "seed")
 	v.oneOf("server.terminator", sv.Terminator, "none", "lf", "crlf")
 	v.oneOf("server.checksum", sv.Checksum, "sha256", "crc32c", "none")
+	v.oneOf("server.spread", sv.Spread, "none", "name")
 	v.durRange("server.connect_timeout", sv.ConnectTimeout, 100*time.Millisecond, 5*time.Minute)
 	v.durRange("server.answer_timeout", sv.AnswerTimeout, 100*time.Millisecond, 10*time.Minute)
 	if sv.MinThroughput < KiB {

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 )
 
 const (
@@ -22,12 +22,12 @@ const (
 	crashCap     = 3000 // the child stops putting here and waits to be killed
 )
 
-func crashFrame(seq uint64) capture.Frame {
-	trig := "interval"
+func crashFrame(seq uint64) frame.Frame {
+	trig := frame.Interval
 	if seq%5 == 0 {
-		trig = "gpio"
+		trig = frame.GPIO
 	}
-	return capture.Frame{Data: payload("crash", seq, 200+int(seq%97)*37), Format: "jpeg", Seq: seq,
+	return frame.Frame{Data: payload("crash", seq, 200+int(seq%97)*37), Format: "jpeg", Seq: seq,
 		Time: t0.Add(time.Duration(seq) * 33 * time.Millisecond), Source: "crash", Trigger: trig}
 }
 

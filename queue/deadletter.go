@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 )
 
 // Dead letters. A frame the receiver refuses after its payload (ERR
@@ -170,7 +170,7 @@ func (q *Queue) Refused(it Item, answer string) (dead bool, err error) {
 // moveDead puts frame file name into DeadDir with its description: the
 // description first, then the frame (renamed from the spool when haveFile,
 // else written from f), so a frame file in DeadDir is always complete.
-func (s *spool) moveDead(name string, haveFile bool, f *capture.Frame, info *DeadLetter) error {
+func (s *spool) moveDead(name string, haveFile bool, f *frame.Frame, info *DeadLetter) error {
 	dir := filepath.Join(s.dir, DeadDir)
 	b, err := json.Marshal(info)
 	if err != nil {
@@ -230,7 +230,7 @@ func writeAtomic(dir, name string, b []byte, fsync bool) error {
 }
 
 // writeFrameFile writes f in the spool format as dir/name atomically.
-func writeFrameFile(dir, name string, f *capture.Frame, fsync bool) error {
+func writeFrameFile(dir, name string, f *frame.Frame, fsync bool) error {
 	hdr := encodeHeader(f)
 	b := make([]byte, 0, len(hdr)+len(f.Data))
 	b = append(append(b, hdr...), f.Data...)
@@ -271,7 +271,7 @@ func ListDeadLetters(spoolDir string) ([]DeadLetter, error) {
 		if herr != nil {
 			dl.LastRefusal = "unreadable: " + herr.Error()
 		} else {
-			dl.Captured, dl.Bytes, dl.Source, dl.Format = h.meta.Time, h.dataLen, h.meta.Source, h.meta.Format
+			dl.Captured, dl.Bytes, dl.Source, dl.Format = h.meta.Time, h.dataLen, h.meta.Source, string(h.meta.Format)
 			if run, _, ok := parseName(name); ok && dl.ID == "" && tag != "" {
 				dl.ID = FrameID(tag, run, h.meta.Seq)
 			}
@@ -284,9 +284,9 @@ func ListDeadLetters(spoolDir string) ([]DeadLetter, error) {
 
 // ReadDeadLetter returns the frame stored in the dead-letter folder as
 // file, its payload checked.
-func ReadDeadLetter(spoolDir, file string) (capture.Frame, error) {
+func ReadDeadLetter(spoolDir, file string) (frame.Frame, error) {
 	if file != filepath.Base(file) || !strings.HasSuffix(file, frameSuffix) {
-		return capture.Frame{}, fmt.Errorf("%q is not a dead-letter frame file name", file)
+		return frame.Frame{}, fmt.Errorf("%q is not a dead-letter frame file name", file)
 	}
 	s := &spool{dir: filepath.Join(spoolDir, DeadDir)}
 	return s.read(file)

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 )
 
 // Spool file layout (all integers big-endian):
@@ -51,9 +51,9 @@ func corrupt(format string, args ...any) error {
 }
 
 // checkMeta rejects metadata the spool header cannot carry.
-func checkMeta(f *capture.Frame) error {
+func checkMeta(f *frame.Frame) error {
 	for _, s := range [...]struct{ name, v string }{
-		{"Format", f.Format}, {"Source", f.Source}, {"Trigger", f.Trigger},
+		{"Format", string(f.Format)}, {"Source", f.Source}, {"Trigger", string(f.Trigger)},
 	} {
 		if len(s.v) > maxMetaString {
 			return fmt.Errorf("queue: frame seq %d: %s is %d bytes long, at most %d are allowed",
@@ -68,7 +68,7 @@ func checkMeta(f *capture.Frame) error {
 }
 
 // encodeHeader returns the header for f; f must have passed checkMeta.
-func encodeHeader(f *capture.Frame) []byte {
+func encodeHeader(f *frame.Frame) []byte {
 	n := fixedHeaderLen + len(f.Format) + len(f.Source) + len(f.Trigger)
 	b := make([]byte, 0, n)
 	b = append(b, fileMagic...)
@@ -89,7 +89,7 @@ func encodeHeader(f *capture.Frame) []byte {
 
 // header is a decoded spool file header.
 type header struct {
-	meta    capture.Frame // Data nil
+	meta    frame.Frame // Data nil
 	hdrLen  int64
 	dataLen int64
 	dataCRC uint32
@@ -145,9 +145,9 @@ func decodeHeader(b []byte) (header, error) {
 	if lf+ls+lt != len(s) {
 		return h, corrupt("metadata lengths %d+%d+%d do not match the %d bytes present", lf, ls, lt, len(s))
 	}
-	h.meta.Format = string(s[:lf])
+	h.meta.Format = frame.Format(s[:lf])
 	h.meta.Source = string(s[lf : lf+ls])
-	h.meta.Trigger = string(s[lf+ls:])
+	h.meta.Trigger = frame.TriggerKind(s[lf+ls:])
 	h.hdrLen = int64(len(b))
 	return h, nil
 }

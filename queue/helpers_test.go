@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/internal/testutil"
 )
 
@@ -32,14 +32,14 @@ func payload(source string, seq uint64, size int) []byte {
 	return b
 }
 
-func mkFrame(seq uint64, trigger string, size int) capture.Frame {
-	return capture.Frame{
+func mkFrame(seq uint64, trigger frame.TriggerKind, size int) frame.Frame {
+	return frame.Frame{
 		Data: payload("test", seq, size), Format: "jpeg", Seq: seq,
 		Time: t0.Add(time.Duration(seq) * time.Second), Source: "test", Trigger: trigger,
 	}
 }
 
-func checkFrame(t *testing.T, f capture.Frame) {
+func checkFrame(t *testing.T, f frame.Frame) {
 	t.Helper()
 	if !bytes.Equal(f.Data, payload(f.Source, f.Seq, len(f.Data))) {
 		t.Fatalf("frame %s seq %d: payload differs from what was put", f.Source, f.Seq)
@@ -93,7 +93,7 @@ func openQ(t *testing.T, o Options) (*Queue, *logBuf) {
 	return q, lb
 }
 
-func put(t *testing.T, q *Queue, fs ...capture.Frame) {
+func put(t *testing.T, q *Queue, fs ...frame.Frame) {
 	t.Helper()
 	for _, f := range fs {
 		if err := q.Put(f); err != nil {
@@ -117,9 +117,9 @@ func next(t *testing.T, q *Queue) Item {
 }
 
 // drain acks everything pending and returns the frames in delivery order.
-func drain(t *testing.T, q *Queue) []capture.Frame {
+func drain(t *testing.T, q *Queue) []frame.Frame {
 	t.Helper()
-	var out []capture.Frame
+	var out []frame.Frame
 	for q.Stats().Pending > 0 {
 		it := next(t, q)
 		if err := q.Ack(it); err != nil {
@@ -130,7 +130,7 @@ func drain(t *testing.T, q *Queue) []capture.Frame {
 	return out
 }
 
-func seqs(fs []capture.Frame) []uint64 {
+func seqs(fs []frame.Frame) []uint64 {
 	out := make([]uint64, len(fs))
 	for i, f := range fs {
 		out[i] = f.Seq
@@ -138,7 +138,7 @@ func seqs(fs []capture.Frame) []uint64 {
 	return out
 }
 
-func wantSeqs(t *testing.T, what string, got []capture.Frame, want ...uint64) {
+func wantSeqs(t *testing.T, what string, got []frame.Frame, want ...uint64) {
 	t.Helper()
 	if g := seqs(got); !slices.Equal(g, want) {
 		t.Fatalf("%s: got seqs %v, want %v", what, g, want)

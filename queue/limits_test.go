@@ -6,12 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 )
 
 // spec describes a frame to put: its trigger and payload size.
 type spec struct {
-	trigger string
+	trigger frame.TriggerKind
 	size    int
 }
 
@@ -32,7 +32,7 @@ func putSpecs(t *testing.T, q *Queue, specs ...spec) (refused []uint64) {
 	return refused
 }
 
-func n(count int, trigger string, size int) []spec {
+func n(count int, trigger frame.TriggerKind, size int) []spec {
 	s := make([]spec, count)
 	for i := range s {
 		s[i] = spec{trigger, size}
@@ -256,7 +256,7 @@ func TestMaxAge(t *testing.T) {
 			if spooled {
 				q.SetLinkUp(false)
 			}
-			at := func(seq uint64) capture.Frame { f := mkFrame(seq, "interval", 8); f.Time = clk.Now(); return f }
+			at := func(seq uint64) frame.Frame { f := mkFrame(seq, "interval", 8); f.Time = clk.Now(); return f }
 			put(t, q, at(1))
 			clk.Add(5 * time.Second)
 			put(t, q, at(2))

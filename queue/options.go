@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"framepush/frame"
 )
 
 // DropPolicy says which frame to lose when the queue is full.
@@ -153,10 +155,4 @@ func (o Options) Validate() error {
 // Triggered reports whether frames with this Trigger are kept ahead of
 // others when the queue is full: GPIO and signal events, and the
 // pre-trigger frames captured for them.
-func Triggered(trigger string) bool {
-	switch trigger {
-	case "gpio", "signal", "pre-trigger":
-		return true
-	}
-	return false
-}
+func Triggered(trigger frame.TriggerKind) bool { return trigger.Event() }

@@ -34,7 +34,7 @@ import (
 	"sync"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 )
 
 // Drop reasons: the keys of Stats.Dropped.
@@ -75,7 +75,7 @@ var (
 type Item struct {
 	// Frame is the frame; its Data is shared with the queue and must not
 	// be modified.
-	Frame capture.Frame
+	Frame frame.Frame
 	// Attempts counts how often this frame was handed out in this
 	// process, 1 the first time.
 	Attempts int
@@ -121,7 +121,7 @@ type Stats struct {
 // entry is one queued frame and where it lives.
 type entry struct {
 	run, n    uint64 // capture order: run of the process, position in the run
-	frame     capture.Frame
+	frame     frame.Frame
 	size      int64
 	triggered bool   // kept ahead of others when dropping
 	file      string // spool file name, set while spooled
@@ -300,7 +300,7 @@ func (q *Queue) recover() error {
 // A nil error means the frame is queued (and, under AlwaysSpool, durable).
 // Otherwise the error wraps ErrDropped, ErrTooLarge, ErrNotDurable (still
 // queued) or ErrClosed.
-func (q *Queue) Put(f capture.Frame) error {
+func (q *Queue) Put(f frame.Frame) error {
 	if err := checkMeta(&f); err != nil {
 		if errors.Is(err, ErrTooLarge) {
 			q.mu.Lock()
@@ -894,7 +894,7 @@ func (q *Queue) SetLinkUp(up bool) {
 type writeJob struct {
 	e     *entry
 	name  string
-	frame capture.Frame
+	frame frame.Frame
 }
 
 // spillLocked marks frames held only in memory for writing to the spool

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 )
 
 func TestOrderAckNack(t *testing.T) {
@@ -321,7 +321,7 @@ func TestConcurrentProducers(t *testing.T) {
 		wg.Go(func() {
 			src := fmt.Sprintf("p%d", p)
 			for s := uint64(1); s <= perProducer; s++ {
-				f := capture.Frame{Data: payload(src, s, 64+int(s%200)), Seq: s, Time: time.Now(), Source: src, Trigger: "continuous"}
+				f := frame.Frame{Data: payload(src, s, 64+int(s%200)), Seq: s, Time: time.Now(), Source: src, Trigger: "continuous"}
 				if err := q.Put(f); err != nil {
 					t.Error(err)
 					return
@@ -396,12 +396,12 @@ func TestOptions(t *testing.T) {
 			t.Errorf("Open(%+v): %v, want an error containing %q", tc.o, err, tc.want)
 		}
 	}
-	for _, tr := range []string{"gpio", "signal", "pre-trigger"} {
+	for _, tr := range []frame.TriggerKind{"gpio", "signal", "pre-trigger"} {
 		if !Triggered(tr) {
 			t.Errorf("%s not triggered", tr)
 		}
 	}
-	for _, tr := range []string{"interval", "continuous", ""} {
+	for _, tr := range []frame.TriggerKind{"interval", "continuous", ""} {
 		if Triggered(tr) {
 			t.Errorf("%q triggered", tr)
 		}
@@ -423,7 +423,7 @@ func TestCloseDuringPuts(t *testing.T) {
 		wg.Go(func() {
 			src := fmt.Sprintf("p%d", p)
 			for s := uint64(1); s <= perProducer; s++ {
-				err := q.Put(capture.Frame{Data: payload(src, s, 128), Seq: s, Time: time.Now(), Source: src, Trigger: "interval"})
+				err := q.Put(frame.Frame{Data: payload(src, s, 128), Seq: s, Time: time.Now(), Source: src, Trigger: "interval"})
 				if errors.Is(err, ErrClosed) {
 					return
 				}

@@ -11,7 +11,7 @@ import (
 	"slices"
 	"strings"
 
-	"framepush/capture"
+	"framepush/frame"
 )
 
 const (
@@ -168,7 +168,7 @@ func (e *dirSyncError) Unwrap() error { return e.err }
 
 // write stores f as name: temp file, fsync, rename, fsync of the directory.
 // After a crash the name either does not exist or holds the whole frame.
-func (s *spool) write(name string, f *capture.Frame) (err error) {
+func (s *spool) write(name string, f *frame.Frame) (err error) {
 	final := s.path(name)
 	tmp := final + tempSuffix
 	fd, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
@@ -212,22 +212,22 @@ func (s *spool) write(name string, f *capture.Frame) (err error) {
 }
 
 // read returns the frame stored as name, with its payload checked.
-func (s *spool) read(name string) (capture.Frame, error) {
+func (s *spool) read(name string) (frame.Frame, error) {
 	fd, err := os.Open(s.path(name))
 	if err != nil {
-		return capture.Frame{}, err
+		return frame.Frame{}, err
 	}
 	defer fd.Close()
 	h, err := checkedHeader(fd)
 	if err != nil {
-		return capture.Frame{}, err
+		return frame.Frame{}, err
 	}
 	data := make([]byte, h.dataLen)
 	if _, err := io.ReadFull(fd, data); err != nil {
-		return capture.Frame{}, shortRead(err, "payload")
+		return frame.Frame{}, shortRead(err, "payload")
 	}
 	if got := crc32.Checksum(data, castagnoli); got != h.dataCRC {
-		return capture.Frame{}, corrupt("payload checksum %08x, header says %08x", got, h.dataCRC)
+		return frame.Frame{}, corrupt("payload checksum %08x, header says %08x", got, h.dataCRC)
 	}
 	f := h.meta
 	f.Data = data

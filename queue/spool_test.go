@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 )
 
 // spoolFrames opens dir with the link down, puts frames seq first..last
@@ -30,7 +30,7 @@ func spoolFrames(t *testing.T, dir, src string, first, last uint64) {
 	}
 }
 
-func srcSeqs(fs []capture.Frame) []string {
+func srcSeqs(fs []frame.Frame) []string {
 	var out []string
 	for _, f := range fs {
 		out = append(out, fmt.Sprintf("%s:%d", f.Source, f.Seq))
@@ -241,7 +241,7 @@ func TestSpoolLocked(t *testing.T) {
 }
 
 func TestHeaderRoundTrip(t *testing.T) {
-	for _, f := range []capture.Frame{
+	for _, f := range []frame.Frame{
 		mkFrame(1, "gpio", 0),
 		{Seq: 1 << 60, Time: time.Date(1969, 7, 20, 20, 17, 40, 123456789, time.UTC), Format: "png", Source: "exec:/usr/bin/raspistill -o -", Trigger: "pre-trigger", Data: []byte("x")},
 		{Data: []byte{}, Time: time.Time{}},

@@ -6,12 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -35,6 +33,7 @@ type conn struct {
 	ip     netip.Addr // the peer's IP, for its share of connections
 	folder string     // client folder when the frame carries no name=
 	log    *slog.Logger
+	keep   []byte // the payload being received, for Stored.Data (Options.KeepData)
 
 	mu      sync.Mutex
 	idle    bool // between frames: Shutdown may close it at once
@@ -270,136 +269,55 @@ func (c *conn) receive(req wire.Request) *failure {
 		return &failure{reason: wire.ReasonTooLarge, answer: true, detail: "max=" + strconv.FormatInt(o.MaxFrameSize, 10),
 			msg: fmt.Sprintf("frame of %d bytes is over the limit of %d bytes", n, o.MaxFrameSize)}
 	}
-	reserved := s.reserved.Add(n)
-	defer s.reserved.Add(-n)
-	if o.MinFreeBytes > 0 {
-		if free, err := freeBytes(o.Dir); err == nil && free-reserved < o.MinFreeBytes {
-			return &failure{reason: wire.ReasonDiskFull, answer: true,
-				detail: fmt.Sprintf("free=%d floor=%d", free, o.MinFreeBytes),
-				msg:    fmt.Sprintf("refusing a %d-byte frame: %d bytes free in %s with %d bytes in flight, floor is %d", n, free, o.Dir, reserved, o.MinFreeBytes)}
-		}
-	}
 	client := req.Meta.Name
 	if client == "" {
 		client = c.folder
 	}
-	// A frame that carries its capture time (the extension's ts) is filed
-	// under it: date folder, file name and mtime. Others under arrival.
-	captured := req.Meta.Time
-	day := began
-	if !captured.IsZero() {
-		day = captured
-	}
-	dir, f, err := c.createTemp(client, day)
+	up, err := s.store.Begin(Frame{Size: n, Peer: c.peer, Client: client, Meta: req.Meta, Began: began})
 	if err != nil {
-		return storeFailure("cannot create the frame's temporary file", err)
+		return storeError("cannot create the frame's temporary file", err)
 	}
-	tmp := f.Name()
-	committed := false
-	defer func() {
-		if !committed {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
+	defer up.Close()
 
 	if err := c.answer(answerGotSize); err != nil {
 		return &failure{reason: ReasonDisconnect, msg: "cannot send GOT SIZE", err: err}
 	}
-	ext, f2 := c.copyPayload(f, req, n)
+	if o.KeepData > 0 && n <= o.KeepData && s.opt.OnFrame != nil {
+		// Payloads held for Stored.Data by frames in flight stay within
+		// KeepDataInFlight; a frame over it comes with Data nil.
+		if s.keeping.Add(n) <= o.KeepDataInFlight {
+			c.keep = make([]byte, 0, n)
+		}
+		defer s.keeping.Add(-n)
+		defer func() { c.keep = nil }() // also when the frame fails
+	}
+	ext, f2 := c.copyPayload(up, req, n)
 	if f2 != nil {
 		return f2
 	}
-	if !captured.IsZero() {
-		if err := os.Chtimes(tmp, time.Time{}, captured); err != nil {
-			return storeFailure("cannot set the frame's capture time", err)
-		}
+	done, err := up.Commit(ext)
+	if err != nil {
+		return storeError("cannot store the frame", err)
 	}
-	if !o.NoFsync {
-		if err := f.Sync(); err != nil {
-			return storeFailure("cannot fsync the frame", err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		return storeFailure("cannot close the frame file", err)
-	}
-	stamp, seq := s.names.next(time.Now())
-	finalDir := dir
-	if !captured.IsZero() {
-		stamp = captured.UTC()
-	} else if dateDir(stamp) != dateDir(began) {
-		// Midnight passed while the frame streamed.
-		if finalDir, err = s.dirs.ensure(client + "/" + dateDir(stamp)); err != nil {
-			return storeFailure("cannot create the frame's folder", err)
-		}
-	}
-	final := filepath.Join(finalDir, fileName(stamp, seq, ext))
-	for !captured.IsZero() {
-		// Capture-time names are not ordered by this process's clock: a
-		// frame resent after a restart can meet its earlier copy with the
-		// same sequence number. Never replace a stored frame; take the
-		// next number (sequence numbers are unique within the process).
-		if _, err := os.Lstat(final); err != nil {
-			break // not there (or unreadable: Rename reports that)
-		}
-		_, seq = s.names.next(time.Now())
-		final = filepath.Join(finalDir, fileName(stamp, seq, ext))
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		return storeFailure("cannot rename the frame to its final name", err)
-	}
-	committed = true
-	if !o.NoFsync {
-		if err := syncDir(finalDir); err != nil {
-			// The rename may not survive a crash, so the frame is not
-			// durable: take it back and let the client resend it.
-			os.Remove(final)
-			return storeFailure("cannot fsync the frame's folder", err)
-		}
-	}
+	final := done.Path
 	took := time.Since(began)
 	s.m.frames.Inc()
 	s.m.bytes.AddInt64(n)
 	s.m.frameTime.Update(took.Seconds())
 	if s.opt.OnFrame != nil {
-		s.opt.OnFrame(Stored{Path: final, Size: n, Peer: c.peer, Client: client, Meta: req.Meta, Duration: took})
+		s.opt.OnFrame(Stored{Path: final, Size: n, Peer: c.peer, Client: client, Meta: req.Meta, Duration: took, Duplicate: done.Duplicate, Stamp: began.Add(took), Data: c.keep})
 	}
-	c.log.Debug("frame stored", "path", final, "bytes", n, "duration", took)
+	c.log.Debug("frame stored", "path", final, "bytes", n, "duration", took, "duplicate", done.Duplicate)
 	if err := c.answer(answerGotImage); err != nil {
 		return &failure{reason: ReasonDisconnect, msg: "frame stored, but GOT IMAGE could not be sent", err: err}
 	}
 	return nil
 }
 
-// createTemp makes the temporary file in the frame's folder.
-func (c *conn) createTemp(client string, now time.Time) (string, *os.File, error) {
-	rel := client + "/" + dateDir(now)
-	for attempt := 0; ; attempt++ {
-		dir, err := c.s.dirs.ensure(rel)
-		if err != nil {
-			return "", nil, err
-		}
-		f, err := os.CreateTemp(dir, tempPrefix+"*")
-		if errors.Is(err, fs.ErrNotExist) && attempt == 0 {
-			c.s.dirs.forget(dir) // pruned under us: make it again
-			continue
-		}
-		if err != nil {
-			return "", nil, err
-		}
-		if err := f.Chmod(0o644); err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			return "", nil, err
-		}
-		return dir, f, nil
-	}
-}
-
-// copyPayload streams the n payload bytes into f through a pooled buffer,
+// copyPayload streams the n payload bytes into the store through a pooled buffer,
 // checking the announced checksum and the minimum rate. It returns the
 // file extension the first bytes call for.
-func (c *conn) copyPayload(f *os.File, req wire.Request, n int64) (string, *failure) {
+func (c *conn) copyPayload(f io.Writer, req wire.Request, n int64) (string, *failure) {
 	o := &c.s.opt
 	bp := c.s.bufs.Get().(*[]byte)
 	defer c.s.bufs.Put(bp)
@@ -429,8 +347,11 @@ func (c *conn) copyPayload(f *os.File, req wire.Request, n int64) (string, *fail
 			headN += copy(head[headN:], chunk)
 		}
 		_, _ = v.Write(chunk)
+		if c.keep != nil {
+			c.keep = append(c.keep, chunk...)
+		}
 		if _, err := f.Write(chunk); err != nil {
-			return "", storeFailure("cannot write the frame", err)
+			return "", storeError("cannot write the frame", err)
 		}
 		got += int64(fill)
 	}

@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"sync"
 
@@ -54,7 +55,9 @@ func newServerMetrics(active func() float64, diskFree func() float64) *serverMet
 		rejects:    make(map[string]*metrics.Counter),
 	}
 	s.NewGauge("framerecv_connections_active", active)
-	s.NewGauge("framerecv_disk_free_bytes", diskFree)
+	if diskFree != nil {
+		s.NewGauge("framerecv_disk_free_bytes", diskFree)
+	}
 	for _, r := range countedReasons {
 		m.rejects[r] = s.NewCounter(fmt.Sprintf("framerecv_rejects_total{reason=%q}", r))
 	}
@@ -109,24 +112,38 @@ func (s *Server) Stats() Stats {
 	}
 }
 
-// Handler serves /metrics (Prometheus text format: this server's counters
-// plus process and Go runtime metrics) and /healthz (200 "ok" while
-// serving with disk space above the floor, 503 with the reason otherwise).
+// PrometheusWriter is implemented by a Store that has metrics of its own;
+// Handler appends them to /metrics.
+type PrometheusWriter interface {
+	WritePrometheus(w io.Writer)
+}
+
+// Handler serves /metrics (Prometheus text format: this server's counters,
+// the store's if it has any, plus process and Go runtime metrics), and
+// /healthz and /readyz (200 "ok" while serving with the store usable: disk
+// space above the floor, the object store reachable; 503 with the reason
+// otherwise, so that a load balancer drains this instance).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		s.m.set.WritePrometheus(w)
+		if pw, ok := s.store.(PrometheusWriter); ok {
+			pw.WritePrometheus(w)
+		}
 		metrics.WriteProcessMetrics(w)
 	})
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if problem := s.health(); problem != "" {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, problem)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
+	mux.HandleFunc("/readyz", s.serveHealth)
+	mux.HandleFunc("/healthz", s.serveHealth)
 	return mux
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if problem := s.health(); problem != "" {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, problem)
+		return
+	}
+	fmt.Fprintln(w, "ok")
 }

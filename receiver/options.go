@@ -19,14 +19,21 @@ const (
 	DefaultIdleTimeout      = 2 * time.Minute
 	DefaultMinRate          = 16 << 10
 	DefaultMinFreeBytes     = 256 << 20
+	DefaultKeepDataInFlight = 64 << 20
 )
 
-// Options configures a Server. Every field but Dir has a default that a
-// zero value selects.
+// Options configures a Server. Every field but Dir (or Store) has a
+// default that a zero value selects.
 type Options struct {
 	// Dir is the folder frames are stored under; New creates it if
-	// missing and removes temporary files a crash left in it.
+	// missing and removes temporary files a crash left in it. Ignored
+	// when Store is set.
 	Dir string
+
+	// Store, if set, keeps the frames instead of the folder Dir (for
+	// example the S3 store of package framepush/store/s3). NoFsync and
+	// MinFreeBytes apply to the folder only.
+	Store Store
 
 	// NoFsync skips the fsync of each file and of its folder before
 	// GOT IMAGE. The default (false) makes an ack mean the frame is on
@@ -92,21 +99,42 @@ type Options struct {
 	// and before GOT IMAGE is sent. It runs on the connection's goroutine,
 	// so it must be quick; tests and tools use it.
 	OnFrame func(Stored)
+
+	// KeepData, if positive, makes the receiver hand each stored frame's
+	// payload to OnFrame in Stored.Data when the frame is at most KeepData
+	// bytes (larger frames come with Data nil). Zero keeps no payload.
+	KeepData int64
+
+	// KeepDataInFlight bounds the payload bytes held for Stored.Data by
+	// all frames being received at once (default 64 MiB, and at least
+	// KeepData); a frame that would go over it comes with Data nil.
+	KeepDataInFlight int64
 }
 
 // Stored describes a frame that was stored.
 type Stored struct {
-	Path     string        // final file path
+	Path     string        // final file path (s3://bucket/key for the S3 store)
 	Size     int64         // payload bytes
 	Peer     string        // remote address, host:port
 	Client   string        // folder under Dir: the extension's name, else the peer IP
 	Meta     wire.Meta     // extension tokens sent with the frame, if any
 	Duration time.Duration // from the SIZE request to the frame being durable
+	Stamp    time.Time     // when the frame became durable (not the capture time the file may be named after)
+
+	// Data is the payload, set only with Options.KeepData and a frame of
+	// at most that size. It is a fresh slice per frame that the receiver
+	// never touches again: OnFrame owns it and may keep it and share it
+	// with other goroutines, but none of them may modify it.
+	Data []byte
+
+	// Duplicate: the store already held this frame (same name and id, a
+	// resend after a lost GOT IMAGE); nothing new was written.
+	Duplicate bool
 }
 
 // withDefaults validates o and fills its zero fields.
 func (o Options) withDefaults() (Options, error) {
-	if o.Dir == "" {
+	if o.Dir == "" && o.Store == nil {
 		return o, errors.New("receiver: Options.Dir is empty: give the folder frames are stored under")
 	}
 	if o.MaxFrameSize == 0 {
@@ -135,6 +163,12 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = logging.Discard
+	}
+	if o.KeepData > 0 {
+		if o.KeepDataInFlight == 0 {
+			o.KeepDataInFlight = DefaultKeepDataInFlight
+		}
+		o.KeepDataInFlight = max(o.KeepDataInFlight, o.KeepData)
 	}
 	var errs []error
 	if o.MaxFrameSize < 0 {

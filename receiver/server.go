@@ -9,6 +9,10 @@
 // final name never holds a partial frame, whatever happens to the client or
 // to the receiver, and temporary files left by a crash are removed by New.
 //
+// Where frames are kept is a Store (storage.go): the folder Options.Dir by
+// default, or any Store in Options.Store (framerecv's S3 store lives in
+// framepush/store/s3, so that only framerecv links its client).
+//
 // Frames land in Dir/<client>/<YYYY-MM-DD>/<stamp>-<seq>.<ext>, where
 // client is the extension's name= or the peer's IP, stamp (and the day
 // folder) the UTC capture time with nanoseconds when the frame carries the
@@ -53,12 +57,12 @@ type Server struct {
 	opt   Options
 	log   *slog.Logger
 	m     *serverMetrics
-	names namer
-	dirs  dirMaker
+	store Store
+	dir   *dirStore // the folder store, nil when Options.Store is set
 	bufs  sync.Pool
 
 	active   atomic.Int64 // open connections
-	reserved atomic.Int64 // announced bytes of frames in flight, for the disk floor
+	keeping  atomic.Int64 // payload bytes held for Stored.Data by frames in flight (Options.KeepDataInFlight)
 	connSeq  atomic.Uint64
 	linger   chan struct{} // slots for busy refusals
 	busyLog  logLimiter
@@ -83,16 +87,10 @@ func New(opt Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
-		return nil, fmt.Errorf("receiver: cannot create frame folder: %w", err)
-	}
-	if st, err := os.Stat(opt.Dir); err != nil || !st.IsDir() {
-		return nil, fmt.Errorf("receiver: frame folder %q is not a folder", opt.Dir)
-	}
 	s := &Server{
 		opt:       opt,
 		log:       opt.Logger,
-		dirs:      dirMaker{root: opt.Dir, fsync: !opt.NoFsync},
+		store:     opt.Store,
 		linger:    make(chan struct{}, maxLingering),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
@@ -100,10 +98,24 @@ func New(opt Options) (*Server, error) {
 		done:      make(chan struct{}),
 	}
 	s.bufs.New = func() any { b := make([]byte, copyBufSize); return &b }
-	s.m = newServerMetrics(
-		func() float64 { return float64(s.active.Load()) },
-		func() float64 { n, _ := freeBytes(s.opt.Dir); return float64(n) },
-	)
+	if s.store == nil {
+		if err := os.MkdirAll(opt.Dir, 0o755); err != nil {
+			return nil, fmt.Errorf("receiver: cannot create frame folder: %w", err)
+		}
+		if st, err := os.Stat(opt.Dir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("receiver: frame folder %q is not a folder", opt.Dir)
+		}
+		s.dir = newDirStore(opt.Dir, !opt.NoFsync, opt.MinFreeBytes)
+		s.store = s.dir
+	}
+	var diskFree func() float64
+	if s.dir != nil {
+		diskFree = func() float64 { n, _ := freeBytes(s.opt.Dir); return float64(n) }
+	}
+	s.m = newServerMetrics(func() float64 { return float64(s.active.Load()) }, diskFree)
+	if s.dir == nil {
+		return s, nil
+	}
 	if _, err := freeBytes(opt.Dir); err != nil && opt.MinFreeBytes > 0 {
 		s.log.Warn("free-disk floor not enforced", "dir", opt.Dir, "error", err)
 	}
@@ -150,7 +162,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}()
 
 	o := &s.opt
-	s.log.Info("receiver listening", "addr", l.Addr().String(), "dir", o.Dir, "fsync", !o.NoFsync,
+	s.log.Info("receiver listening", "addr", l.Addr().String(), "dir", o.Dir, "store", s.store.String(), "fsync", !o.NoFsync,
 		"tls", o.TLS != nil, "mtls", o.TLS != nil && o.TLS.ClientAuth >= tls.VerifyClientCertIfGiven,
 		"max_frame_size", o.MaxFrameSize, "max_conns", o.MaxConns, "max_conns_per_peer", o.MaxConnsPerPeer,
 		"handshake_timeout", o.HandshakeTimeout, "idle_timeout", o.IdleTimeout,
@@ -402,10 +414,8 @@ func (s *Server) health() string {
 	if s.isClosing() {
 		return "shutting down"
 	}
-	if s.opt.MinFreeBytes > 0 {
-		if free, err := freeBytes(s.opt.Dir); err == nil && free < s.opt.MinFreeBytes {
-			return fmt.Sprintf("disk below floor: %d bytes free in %s, floor %d", free, s.opt.Dir, s.opt.MinFreeBytes)
-		}
+	if err := s.store.Ready(); err != nil {
+		return err.Error()
 	}
 	return ""
 }

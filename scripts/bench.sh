@@ -2,7 +2,9 @@
 # framepush benchmarks (make bench). In one run:
 #   1. go test -bench over every package that has benchmarks, with -benchmem;
 #   2. framepush (sender + receiver) against a raw TCP copy loop on loopback,
-#      as ratios per frame size (from internal/e2e's benchmarks);
+#      as ratios per frame size (from internal/e2e's benchmarks), and
+#      framerecv's S3 store into versitygw against plain minio-go PutObject
+#      loops (store/s3 BenchmarkS3; versitygw from scripts/deps.sh);
 #   3. the seed's Python pair (testdata/seed) against framepush on the same
 #      frame files: frames/s, and frames stored intact for frames larger
 #      than the 126,976 bytes the seed server keeps;
@@ -55,13 +57,28 @@ bc=$work/bin/benchcmp
 # --- 1 and 2: Go benchmarks --------------------------------------------------
 if [ "${BENCH_SKIP_GO:-0}" != 1 ]; then
   pkgs=()
-  for p in wire capture queue receiver sender agent internal/e2e; do
+  for p in wire capture capture/mjpeg capture/testpattern queue receiver sender agent internal/e2e store/s3; do
     [ -d "$p" ] && grep -qs '^func Benchmark' "$p"/*_test.go && pkgs+=("./$p")
   done
   step "go test -bench (${pkgs[*]}), -benchtime $benchtime"
   go test -run '^$' -bench . -benchmem -benchtime "$benchtime" "${pkgs[@]}" | tee "$work/go-bench.txt"
   step "framepush vs raw TCP on loopback (internal/e2e; persistent, SIZE terminated by LF)"
   { echo; echo "framepush sender+receiver vs raw TCP (write n bytes, read a 1-byte ack), frames/s:"; "$bc" ratios "$work/go-bench.txt"; } | tee -a "$summary"
+  step "framerecv into S3 (versitygw) vs a plain minio-go PutObject loop (store/s3 BenchmarkS3)"
+  if grep -q '^BenchmarkS3/' "$work/go-bench.txt"; then
+    {
+      echo
+      echo "framerecv --store s3:// into versitygw vs minio-go PutObject loops into the same server, frames/s"
+      echo "(plain: unconditional PUT; cond: with If-None-Match: *, as framerecv sends for idempotence):"
+      awk '/^BenchmarkS3\// {
+        name = $1; sub(/^BenchmarkS3\//, "", name); sub(/-[0-9]+$/, "", name)
+        for (i = 2; i < NF; i++) v[$(i+1)] = $i
+        printf "  %-24s framerecv %8.1f  plain %8.1f  ratio %.2fx  cond %8.1f  ratio %.2fx\n", name, v["frames/s"], v["plain-frames/s"], v["x-plain"], v["cond-frames/s"], v["x-cond"]
+      }' "$work/go-bench.txt"
+    } | tee -a "$summary"
+  else
+    say "S3 benchmark did not run: versitygw is missing (bash scripts/deps.sh installs it)"
+  fi
 fi
 
 # --- 3: the seed pair against framepush ---------------------------------------

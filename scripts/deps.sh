@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian/Ubuntu machine with Go:
 # Debian packages (python3 for the seed interop tests, qemu and friends for
-# the emulated board, dpkg-dev for the .deb check) and the Go tools pinned in
+# the emulated board, dpkg-dev for the .deb check, chromium for the receiver
+# page's browser test, mosquitto for the MQTT tests) and the Go tools pinned in
 # scripts/tools.txt, each installed by module version into a version-keyed
 # cache (scripts/lib/tools.sh). Idempotent: skips whatever is already there.
 # Needs root (or sudo) for apt-get.
@@ -17,6 +18,8 @@ command -v cpio >/dev/null || need+=(cpio)
 command -v dpkg-deb >/dev/null || need+=(dpkg)
 command -v file >/dev/null || need+=(file)
 command -v make >/dev/null || need+=(make)
+command -v chromium >/dev/null || need+=(chromium)
+command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""

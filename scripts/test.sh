@@ -32,7 +32,8 @@ while read -r name _ ver; do tool_check "$name" && echo "$name $ver: $(tool_bin 
 # hand (no build info of the pinned module) must fail it.
 fake=$(mktemp -d)
 mkdir -p "$fake/staticcheck@$(tool_field staticcheck 3)"
-cp "$(command -v true)" "$fake/staticcheck@$(tool_field staticcheck 3)/staticcheck"
+printf '#!/bin/sh\necho "staticcheck 2026.2.2 (0.8.2)"\n' > "$fake/staticcheck@$(tool_field staticcheck 3)/staticcheck"
+chmod +x "$fake/staticcheck@$(tool_field staticcheck 3)/staticcheck"
 if FRAMEPUSH_TOOLS=$fake tool_check staticcheck 2>/dev/null; then
   echo "tool_check accepted a hand-placed binary"; rm -rf "$fake"; exit 1
 fi

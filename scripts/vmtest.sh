@@ -40,7 +40,7 @@ BIN=$WORK/bin
 # dependencies (vivid: rc-core cec mc videodev videobuf2-* v4l2-dv-timings
 # v4l2-tpg). gpio_keys stays out: it would claim the PL061 line.
 GUEST_MODULES="virtio_pci virtio_net vivid"
-GOARM6_PKGS_DEFAULT="./wire/... ./capture/... ./queue/... ./sender/... ./receiver/... ./agent/... ./config/... ./internal/backoff/... ./internal/logging/..."
+GOARM6_PKGS_DEFAULT="./frame/... ./internal/bytesize/... ./wire/... ./capture/... ./queue/... ./sender/... ./receiver/... ./agent/... ./config/... ./internal/backoff/... ./internal/logging/..."
 T0=$(date +%s)
 
 say() { printf 'vmtest [%4ss] %s\n' "$(($(date +%s) - T0))" "$*"; }

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/internal/testutil"
 	"framepush/internal/testutil/recvtest"
 	"framepush/receiver"
@@ -21,7 +21,7 @@ import (
 const long = 30 * time.Second
 
 // testFrame returns frame seq with n deterministic bytes.
-func testFrame(seq uint64, n int) capture.Frame {
+func testFrame(seq uint64, n int) frame.Frame {
 	b := make([]byte, n)
 	for i := range b {
 		b[i] = byte(seq) + byte(i*7) + byte(i>>9)
@@ -29,7 +29,7 @@ func testFrame(seq uint64, n int) capture.Frame {
 	if n >= 4 {
 		copy(b, "\xFF\xD8\xFF\xE0")
 	}
-	return capture.Frame{Data: b, Format: "jpeg", Seq: seq, Time: time.Unix(1732425600, int64(seq)), Source: "test"}
+	return frame.Frame{Data: b, Format: "jpeg", Seq: seq, Time: time.Unix(1732425600, int64(seq)), Source: "test"}
 }
 
 // startReceiver runs the reference receiver on a loopback port until the
@@ -41,7 +41,7 @@ func startReceiver(t *testing.T, opt receiver.Options) *recvtest.Receiver {
 
 // checkStored asserts that the receiver stored exactly frames, in order,
 // byte for byte.
-func checkStored(t *testing.T, r *recvtest.Receiver, frames []capture.Frame) {
+func checkStored(t *testing.T, r *recvtest.Receiver, frames []frame.Frame) {
 	t.Helper()
 	got := r.Frames()
 	if len(got) != len(frames) {
@@ -155,7 +155,7 @@ func newSender(t *testing.T, o Options) *Sender {
 	return s
 }
 
-func send(t *testing.T, s *Sender, f capture.Frame) {
+func send(t *testing.T, s *Sender, f frame.Frame) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), long)
 	defer cancel()
@@ -166,7 +166,7 @@ func send(t *testing.T, s *Sender, f capture.Frame) {
 
 // sendErr sends f and returns the error, failing the test when there is
 // none.
-func sendErr(t *testing.T, s *Sender, f capture.Frame) error {
+func sendErr(t *testing.T, s *Sender, f frame.Frame) error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), long)
 	defer cancel()

@@ -55,6 +55,12 @@ type Options struct {
 	// (wrapping around) when a connection to it fails.
 	Addresses []string
 
+	// SpreadKey, if set, picks the address tried first by a stable hash
+	// of it (FNV-1a, modulo the number of addresses); failover then goes
+	// on in order from there, wrapping around. Boards sharing one config
+	// with their device name as the key spread evenly over the receivers.
+	SpreadKey string
+
 	// Mode is auto (the default), persistent or seed.
 	Mode Mode
 
@@ -164,6 +170,10 @@ func (o Options) withDefaults() (Options, error) {
 		o.Name, o.Checksum = "", wire.ChecksumNone
 	}
 	o.Addresses = append([]string(nil), o.Addresses...)
+	if o.SpreadKey != "" && len(o.Addresses) > 1 {
+		k := int(fnv1a(o.SpreadKey) % uint32(len(o.Addresses)))
+		o.Addresses = append(append(make([]string, 0, len(o.Addresses)), o.Addresses[k:]...), o.Addresses[:k]...)
+	}
 	return o, nil
 }
 
@@ -183,4 +193,15 @@ func (o *Options) dataTimeout(n int64) time.Duration {
 		secs = 86400
 	}
 	return o.AnswerTimeout + time.Duration(secs*float64(time.Second))
+}
+
+// fnv1a is the 32-bit FNV-1a hash of s, written out so that the agent
+// links no hash package for four lines of arithmetic.
+func fnv1a(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h ^= uint32(s[i])
+		h *= 16777619
+	}
+	return h
 }

@@ -29,7 +29,7 @@ import (
 	"time"
 	"unsafe"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/internal/backoff"
 	"framepush/wire"
 )
@@ -214,14 +214,14 @@ func (s *Sender) modeFor(addr string) Mode {
 // after exactly one frame makes the Sender use one connection per frame
 // for that address (a connection that carried several frames proves the
 // server persistent); every 10 minutes it tries persistent again.
-func (s *Sender) Send(ctx context.Context, f capture.Frame) error {
+func (s *Sender) Send(ctx context.Context, f frame.Frame) error {
 	return s.SendID(ctx, f, "")
 }
 
 // SendID is Send with the frame id for the extension's id token given by
 // the caller (the agent's "<run>-<seq>", see queue.Item.ID); "" means
 // f.Seq in decimal. id must be a wire.ValidToken.
-func (s *Sender) SendID(ctx context.Context, f capture.Frame, id string) error {
+func (s *Sender) SendID(ctx context.Context, f frame.Frame, id string) error {
 	if len(f.Data) == 0 {
 		s.update(func(st *Stats) { st.Rejected++ })
 		return ErrEmptyFrame
@@ -280,7 +280,7 @@ func (s *Sender) SendID(ctx context.Context, f capture.Frame, id string) error {
 // Deliver calls Send until f is delivered, refused permanently, or ctx is
 // done; in the last case the error is the last failure, wrapped together
 // with ctx's error.
-func (s *Sender) Deliver(ctx context.Context, f capture.Frame) error {
+func (s *Sender) Deliver(ctx context.Context, f frame.Frame) error {
 	var last error
 	for {
 		err := s.Send(ctx, f)
@@ -325,7 +325,7 @@ func (s *Sender) Close(ctx context.Context) error {
 
 // exchange runs the handshake for f on the open connection, interruptible
 // by ctx.
-func (s *Sender) exchange(ctx context.Context, f *capture.Frame, id string) error {
+func (s *Sender) exchange(ctx context.Context, f *frame.Frame, id string) error {
 	armed := s.arm(ctx)
 	err := s.handshake(f, id)
 	if armed {
@@ -342,7 +342,7 @@ const (
 	stepGotImage
 )
 
-func (s *Sender) handshake(f *capture.Frame, id string) error {
+func (s *Sender) handshake(f *frame.Frame, id string) error {
 	c := s.conn
 	n := int64(len(f.Data))
 	s.line = s.sizeLine(s.line[:0], f, id)
@@ -373,7 +373,7 @@ func (s *Sender) handshake(f *capture.Frame, id string) error {
 // is id, or when id is "" f.Seq in decimal, formatted into a buffer of the
 // Sender and viewed as a string only while the line is built, so no frame
 // allocates.
-func (s *Sender) sizeLine(dst []byte, f *capture.Frame, id string) []byte {
+func (s *Sender) sizeLine(dst []byte, f *frame.Frame, id string) []byte {
 	n := int64(len(f.Data))
 	if !s.o.Extension {
 		return wire.AppendSize(dst, n, nil, s.o.Terminator)

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/internal/backoff"
 	"framepush/receiver"
 	"framepush/wire"
@@ -73,7 +73,7 @@ func TestSeedBytesExact(t *testing.T) {
 		got <- all.String()
 	})
 	s := newSender(t, Options{Addresses: []string{srv.addr}, Mode: ModeSeed})
-	send(t, s, capture.Frame{Data: []byte("hello"), Seq: 1, Time: time.Now()})
+	send(t, s, frame.Frame{Data: []byte("hello"), Seq: 1, Time: time.Now()})
 	if g := <-got; g != "SIZE 5hello"+"BYE BYE " {
 		t.Fatalf("client sent %q, want the seed's %q", g, "SIZE 5helloBYE BYE ")
 	}
@@ -95,7 +95,7 @@ func TestPersistentToReceiver(t *testing.T) {
 			o.Addresses, o.Mode = []string{r.Addr}, ModePersistent
 			s := newSender(t, o)
 			sizes := []int{1, 2, 100, 4096, 65536, 1 << 20, 3, 250000}
-			var frames []capture.Frame
+			var frames []frame.Frame
 			for i := range 24 {
 				f := testFrame(uint64(i+1), sizes[i%len(sizes)])
 				frames = append(frames, f)
@@ -154,7 +154,7 @@ func TestAutoSwitchesForSeedServer(t *testing.T) {
 	var got [][]byte
 	srv := startFake(t, seedServer(&mu, &got))
 	s := newSender(t, Options{Addresses: []string{srv.addr}}) // auto by default
-	var frames []capture.Frame
+	var frames []frame.Frame
 	for i := range 6 {
 		f := testFrame(uint64(i+1), 1000+i)
 		frames = append(frames, f)
@@ -204,7 +204,7 @@ func TestModesAgainstReceiver(t *testing.T) {
 		t.Run(string(mode), func(t *testing.T) {
 			r := startReceiver(t, receiver.Options{})
 			s := newSender(t, Options{Addresses: []string{r.Addr}, Mode: mode, Terminator: wire.TermLF})
-			var frames []capture.Frame
+			var frames []frame.Frame
 			for i := range 5 {
 				f := testFrame(uint64(i+1), 5000)
 				frames = append(frames, f)
@@ -371,7 +371,7 @@ func TestTooLargeIsPermanent(t *testing.T) {
 		t.Errorf("Stats = %+v, want 1 rejected, no failure, no backoff", st)
 	}
 	send(t, s, testFrame(2, 1000))
-	if err := sendErr(t, s, capture.Frame{Seq: 3}); !IsPermanent(err) || !errors.Is(err, ErrEmptyFrame) {
+	if err := sendErr(t, s, frame.Frame{Seq: 3}); !IsPermanent(err) || !errors.Is(err, ErrEmptyFrame) {
 		t.Fatalf("empty frame: %v", err)
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/internal/testutil"
 	"framepush/receiver"
 	"framepush/wire"
@@ -31,7 +31,7 @@ func TestTLSAndMutualTLS(t *testing.T) {
 				t.Fatal(err)
 			}
 			s := newSender(t, Options{Addresses: []string{r.Addr}, TLS: cfg, Extension: true, Checksum: wire.ChecksumSHA256, Name: "tls-cam"})
-			var frames []capture.Frame
+			var frames []frame.Frame
 			for i := range 5 {
 				f := testFrame(uint64(i+1), 70000*i+1)
 				frames = append(frames, f)

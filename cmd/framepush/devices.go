@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"io"
 
-	"framepush/capture"
+	"framepush/capture/gpio"
+	"framepush/capture/v4l2"
 )
 
 const devicesUsage = `Usage: framepush devices [--json]
@@ -54,12 +55,12 @@ func runDevices(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	rc := 0
-	cams, cerr := capture.ListCameras()
+	cams, cerr := v4l2.ListCameras()
 	if cerr != nil {
 		fmt.Fprintf(stderr, "framepush devices: cameras: %v\n", cerr)
 		rc = 1
 	}
-	chips, gerr := capture.ListGPIOChips()
+	chips, gerr := gpio.ListChips()
 	if gerr != nil {
 		fmt.Fprintf(stderr, "framepush devices: GPIO chips: %v\n", gerr)
 		rc = 1
@@ -68,8 +69,8 @@ func runDevices(args []string, stdout, stderr io.Writer) int {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(struct {
-			Cameras   []capture.CameraInfo `json:"cameras"`
-			GPIOChips []capture.GPIOChip   `json:"gpio_chips"`
+			Cameras   []v4l2.CameraInfo `json:"cameras"`
+			GPIOChips []gpio.Chip       `json:"gpio_chips"`
 		}{cams, chips}); err != nil {
 			fmt.Fprintf(stderr, "framepush devices: %v\n", err)
 			return 1
@@ -79,7 +80,7 @@ func runDevices(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout, "Cameras (V4L2):")
 	if len(cams) == 0 && cerr == nil {
 		fmt.Fprintln(stdout, "  none found (no /dev/video* capture device; a CSI camera on current Raspberry Pi OS\n  is used through source.type: command with rpicam-vid)")
-	} else if err := capture.FormatCameras(stdout, cams); err != nil {
+	} else if err := formatCameras(stdout, cams); err != nil {
 		fmt.Fprintf(stderr, "framepush devices: %v\n", err)
 		rc = 1
 	}
@@ -87,7 +88,7 @@ func runDevices(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stdout, "GPIO chips:")
 	if len(chips) == 0 && gerr == nil {
 		fmt.Fprintln(stdout, "  none found (no /dev/gpiochip*; GPIO triggers need the GPIO character device)")
-	} else if err := capture.FormatGPIOChips(stdout, chips); err != nil {
+	} else if err := formatGPIOChips(stdout, chips); err != nil {
 		fmt.Fprintf(stderr, "framepush devices: %v\n", err)
 		rc = 1
 	}

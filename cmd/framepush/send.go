@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"framepush/capture"
 	"framepush/config"
+	"framepush/frame"
 	"framepush/internal/backoff"
 	"framepush/sender"
 	"framepush/wire"
@@ -273,7 +273,7 @@ func sendFiles(ctx context.Context, s *sender.Sender, files []string, retryFor t
 // sendOne delivers fr, retrying failures for up to retryFor (a refusal
 // after the payload at most sendRefusals times in all). It returns the
 // number of refusals after the payload and the last error.
-func sendOne(ctx context.Context, s *sender.Sender, file string, fr capture.Frame, retryFor time.Duration, stderr io.Writer) (int, error) {
+func sendOne(ctx context.Context, s *sender.Sender, file string, fr frame.Frame, retryFor time.Duration, stderr io.Writer) (int, error) {
 	err := s.Send(ctx, fr)
 	refusals := 0
 	var rctx context.Context
@@ -299,14 +299,14 @@ func sendOne(ctx context.Context, s *sender.Sender, file string, fr capture.Fram
 }
 
 // formatOf names an image format from its magic bytes.
-func formatOf(b []byte) string {
+func formatOf(b []byte) frame.Format {
 	switch {
 	case bytes.HasPrefix(b, []byte{0xFF, 0xD8, 0xFF}):
-		return "jpeg"
+		return frame.JPEG
 	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
-		return "png"
+		return frame.PNG
 	}
-	return "bin"
+	return frame.Bin
 }
 
 // roundDuration keeps three significant digits or so for humans.

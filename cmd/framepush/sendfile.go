@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/internal/regularfile"
 )
 
@@ -47,15 +47,15 @@ func sendSignalContext(stderr io.Writer) (context.Context, func()) {
 // readFrame loads file as frame seq: its bytes, its format from the magic
 // bytes and its modification time as the capture time. Only a regular file
 // of 1 to maxSize bytes is read (see readRegular).
-func readFrame(file string, seq uint64, maxSize int64) (capture.Frame, error) {
+func readFrame(file string, seq uint64, maxSize int64) (frame.Frame, error) {
 	data, mtime, err := readRegular(file, maxSize)
 	if err != nil {
-		return capture.Frame{}, err
+		return frame.Frame{}, err
 	}
 	if len(data) == 0 {
-		return capture.Frame{}, fmt.Errorf("%s: empty file, not sent (the protocol cannot carry 0 bytes)", file)
+		return frame.Frame{}, fmt.Errorf("%s: empty file, not sent (the protocol cannot carry 0 bytes)", file)
 	}
-	return capture.Frame{Data: data, Format: formatOf(data), Seq: seq, Source: "file:" + file, Trigger: "send",
+	return frame.Frame{Data: data, Format: formatOf(data), Seq: seq, Source: "file:" + file, Trigger: frame.Send,
 		Time: mtime}, nil
 }
 

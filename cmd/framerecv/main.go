@@ -17,13 +17,15 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
-	"framepush/config"
+	"framepush/internal/bytesize"
 	"framepush/internal/logging"
 	"framepush/internal/version"
 	"framepush/receiver"
+	s3store "framepush/store/s3"
 	"framepush/wire"
 )
 
@@ -36,6 +38,20 @@ GOT IMAGE. Frames land in
 where <client> is the sender's name= (framepush agents send it) or its IP,
 and the date and time are the frame's capture time when the sender gives
 one (the extension's ts=, also set as the file's mtime), else its arrival.
+
+With --store s3://BUCKET[/PREFIX] frames go to an S3-compatible object
+store instead (AWS S3, MinIO, Ceph RGW, SeaweedFS, Garage, versitygw), one
+atomic PUT each, checksum verified by the store, GOT IMAGE only after the
+store confirmed it, under
+
+  PREFIX/<name>/<YYYY-MM-DD>/<HH>/<id>.<jpg|png|bin>
+
+from the capture time (frames with name=, id= and ts=; a resend is a
+duplicate, not a second copy); other frames under
+PREFIX/<client>/<date>/<HH>/<arrival>-<instance>-<seq>.<ext>. Credentials
+and region come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_SESSION_TOKEN, AWS_REGION (or ~/.aws/credentials, AWS_PROFILE). Run
+any number of instances on one bucket: see docs/FLEET.md.
 
 Usage:
   framerecv [flags]
@@ -58,6 +74,27 @@ Examples:
       --tls-cert server.crt --tls-key server.key --tls-client-ca agents-ca.crt \
       --http 127.0.0.1:7402
   curl http://127.0.0.1:7402/metrics; curl http://127.0.0.1:7402/healthz
+
+  # Into a MinIO bucket, with /readyz for the load balancer:
+  AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=... \
+  framerecv --store s3://frames/site1 --s3-endpoint https://minio.lan:9000 \
+      --http :7402
+
+  # See the frames: a page with one live tile per device, each device's
+  # newest frame and an MJPEG stream (VLC, browsers, Home Assistant):
+  framerecv --dir /srv/frames --http 127.0.0.1:7402
+  #   http://127.0.0.1:7402/                          the page
+  #   http://127.0.0.1:7402/devices/NAME/latest.jpg   newest frame
+  #   http://127.0.0.1:7402/devices/NAME/stream.mjpg  MJPEG stream
+  #   http://127.0.0.1:7402/api/devices               state as JSON
+  # Beyond loopback, credentials are required (or --http-insecure):
+  framerecv --http :7402 --http-token-file /etc/framerecv/token \
+      --http-tls-cert web.crt --http-tls-key web.key
+
+  # Home Assistant over MQTT (discovery: each device appears as a camera,
+  # a "last frame" sensor and an "online" sensor):
+  framerecv --mqtt tcp://homeassistant.local:1883 --mqtt-user framerecv \
+      --mqtt-password-file /etc/framerecv/mqtt-password
 
   # A slow link and big frames: allow 256 MiB frames at >= 4 KiB/s:
   framerecv --max-frame-size 256MiB --min-rate 4KiB
@@ -82,11 +119,11 @@ func (f sizeFlag) String() string {
 	if f.v == nil {
 		return ""
 	}
-	return config.ByteSize(*f.v).String()
+	return bytesize.Size(*f.v).String()
 }
 
 func (f sizeFlag) Set(s string) error {
-	n, err := config.ParseByteSize(s)
+	n, err := bytesize.Parse(s)
 	if err != nil {
 		return err
 	}
@@ -95,7 +132,10 @@ func (f sizeFlag) Set(s string) error {
 }
 
 type settings struct {
-	listen, dir, httpAddr             string
+	listen, dir, store, httpAddr      string
+	s3Endpoint, s3Instance, s3CA      string
+	s3Timeout                         time.Duration
+	s3Memory                          int64
 	fsync                             bool
 	maxFrame, minRate, minFree        int64
 	maxConns, maxConnsPerPeer         int
@@ -103,6 +143,7 @@ type settings struct {
 	tlsCert, tlsKey, tlsClientCA      string
 	logFormat, logLevel               string
 	showVersion                       bool
+	view                              viewSettings // the page, streams and MQTT (view.go)
 }
 
 func parseFlags(args []string, stdout io.Writer) (*settings, error) {
@@ -110,6 +151,7 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 		maxFrame: receiver.DefaultMaxFrameSize,
 		minRate:  receiver.DefaultMinRate,
 		minFree:  receiver.DefaultMinFreeBytes,
+		s3Memory: s3store.DefaultMemoryBudget,
 	}
 	fs := flag.NewFlagSet("framerecv", flag.ContinueOnError)
 	// Parse errors are reported by run in one line; the full usage is
@@ -117,7 +159,13 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	fs.StringVar(&s.listen, "listen", ":7400", "TCP `HOST:PORT` to accept frames on")
-	fs.StringVar(&s.dir, "dir", "./frames", "`DIR` frames are stored under (created if missing)")
+	fs.StringVar(&s.dir, "dir", "./frames", "`DIR` frames are stored under (created if missing); same as --store DIR")
+	fs.StringVar(&s.store, "store", "", "`DIR|s3://BUCKET[/PREFIX]` where frames go: a folder, or an S3 bucket and key prefix (default: --dir)")
+	fs.StringVar(&s.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for --store s3://..., e.g. http://127.0.0.1:9000 (omit for AWS S3); https is verified")
+	fs.DurationVar(&s.s3Timeout, "s3-timeout", s3store.DefaultTimeout, "bound on one PUT: keep it below the agents' server.answer_timeout (10s)")
+	fs.Var(sizeFlag{&s.s3Memory}, "s3-memory", "memory budget in `BYTES` for frames in flight to S3 (at least --max-frame-size; nothing spills to disk); when full, new frames get ERR busy before GOT SIZE")
+	fs.StringVar(&s.s3Instance, "s3-instance", "", "this receiver's `NAME` in object metadata and in keys of frames without id (default: host name + random suffix)")
+	fs.StringVar(&s.s3CA, "s3-ca", "", "PEM `FILE` of extra CAs for verifying the store's TLS certificate")
 	fs.BoolVar(&s.fsync, "fsync", true, "fsync each frame and its folder before GOT IMAGE; --fsync=false is faster but UNSAFE:\nan acknowledged frame can be lost on power loss")
 	fs.Var(sizeFlag{&s.maxFrame}, "max-frame-size", "largest frame accepted, in `BYTES` or with a unit (512KiB, 64MiB); larger ones are refused with ERR too-large")
 	fs.IntVar(&s.maxConns, "max-conns", receiver.DefaultMaxConns, "concurrent connections; more are refused with ERR busy")
@@ -131,10 +179,11 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 	fs.StringVar(&s.tlsCert, "tls-cert", "", "serve TLS with this PEM certificate `FILE` (needs --tls-key)")
 	fs.StringVar(&s.tlsKey, "tls-key", "", "PEM private key `FILE` for --tls-cert")
 	fs.StringVar(&s.tlsClientCA, "tls-client-ca", "", "require client certificates signed by the CAs in this PEM `FILE` (mTLS)")
-	fs.StringVar(&s.httpAddr, "http", "", "serve /metrics (Prometheus) and /healthz on this `HOST:PORT`, e.g. 127.0.0.1:7402 (default off)")
+	fs.StringVar(&s.httpAddr, "http", "", "serve /metrics (Prometheus), /healthz and /readyz (503 while the store is unusable) on this `HOST:PORT`, e.g. 127.0.0.1:7402 (default off)")
 	fs.StringVar(&s.logFormat, "log-format", "text", "log `FORMAT`: text or json")
 	fs.StringVar(&s.logLevel, "log-level", "info", "log `LEVEL`: debug, info, warn or error")
 	fs.BoolVar(&s.showVersion, "version", false, "print the version and exit")
+	addViewFlags(fs, &s.view)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stdout)
@@ -151,6 +200,10 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 		return nil, fmt.Errorf("--max-frame-size must be at least 1 byte (e.g. 64MiB)")
 	case s.minRate <= 0:
 		return nil, fmt.Errorf("--min-rate must be at least 1 byte per second (e.g. 16KiB)")
+	case s.s3Timeout <= 0:
+		return nil, fmt.Errorf("--s3-timeout must be a positive duration (e.g. 5s)")
+	case s.s3Memory <= 0:
+		return nil, fmt.Errorf("--s3-memory must be at least 1 byte (e.g. 256MiB)")
 	case s.maxConns <= 0:
 		return nil, fmt.Errorf("--max-conns %d: want at least 1", s.maxConns)
 	case s.maxConnsPerPeer < -1:
@@ -162,7 +215,33 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 	case s.tlsClientCA != "" && s.tlsCert == "":
 		return nil, fmt.Errorf("--tls-client-ca needs --tls-cert and --tls-key: mTLS runs over TLS")
 	}
+	if s.store == "" {
+		s.store = s.dir
+	}
+	if s.isS3() {
+		if _, _, err := s3store.ParseURL(s.store); err != nil {
+			return nil, fmt.Errorf("--store: %v", err)
+		}
+		if s.s3Memory < s.maxFrame {
+			return nil, fmt.Errorf("--s3-memory %s is below --max-frame-size %s: a frame that large could never be held", bytesize.Size(s.s3Memory), bytesize.Size(s.maxFrame))
+		}
+	} else if s.s3Endpoint != "" {
+		return nil, fmt.Errorf("--s3-endpoint needs --store s3://BUCKET[/PREFIX]")
+	}
+	if err := s.view.check(s.httpAddr); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+func (s *settings) isS3() bool { return strings.HasPrefix(s.store, "s3://") }
+
+// folder is the frame folder, "" with an object store.
+func (s *settings) folder() string {
+	if s.isS3() {
+		return ""
+	}
+	return s.store
 }
 
 // tlsConfig loads the certificate, key and client CAs, if configured.
@@ -218,9 +297,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if minFree == 0 {
 		minFree = -1 // the flag's 0 means off; the library's 0 means default
 	}
+	httpTLS, err := s.view.httpTLS()
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
 	log.Info("framerecv starting", "version", version.String("framerecv"))
+	var store receiver.Store
+	if s.isS3() {
+		st, err := s3store.New(ctx, s3store.Config{
+			URL: s.store, Endpoint: s.s3Endpoint, CAFile: s.s3CA, Timeout: s.s3Timeout,
+			MemoryBudget: s.s3Memory, MaxFrameSize: s.maxFrame, Instance: s.s3Instance,
+			MaxConns: s.maxConns, Logger: log,
+		})
+		if err != nil {
+			log.Error("cannot start: object store check failed", "store", s.store, "error", err)
+			return 1
+		}
+		defer st.Close()
+		if s.s3Timeout >= 10*time.Second {
+			log.Warn("--s3-timeout is not below the agents' default answer timeout (10s): a slow store may make agents time out instead of getting a retryable ERR",
+				"s3_timeout", s.s3Timeout)
+		}
+		log.Info("object store ready", "store", st.String(), "instance", st.Instance(),
+			"put_timeout", s.s3Timeout, "memory_budget", s.s3Memory)
+		store = st
+	}
+	vw, err := s.view.start(s.httpAddr != "", log)
+	if err != nil {
+		log.Error("cannot start", "error", err)
+		return 1
+	}
+	defer vw.close()
 	srv, err := receiver.New(receiver.Options{
-		Dir:              s.dir,
+		Store:            store,
+		Dir:              s.folder(),
 		NoFsync:          !s.fsync,
 		MaxFrameSize:     s.maxFrame,
 		MaxConns:         s.maxConns,
@@ -232,12 +343,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Settle:           s.settle,
 		TLS:              tlsCfg,
 		Logger:           log,
+		KeepData:         s.view.keepData(vw),
+		OnFrame:          vw.onFrame(),
 	})
 	if err != nil {
 		log.Error("cannot start", "error", err)
 		return 1
 	}
-	if !s.fsync {
+	if !s.fsync && !s.isS3() {
 		log.Warn("fsync is off: an acknowledged frame can be lost on power loss (--fsync=false)")
 	}
 	l, err := net.Listen("tcp", s.listen)
@@ -253,10 +366,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			log.Error("cannot listen for metrics", "http", s.httpAddr, "error", err)
 			return 1
 		}
-		hs = &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		log.Info("metrics and health check", "url", "http://"+hl.Addr().String()+"/metrics")
+		h, err := vw.handler(&s.view, srv.Handler())
+		if err != nil {
+			l.Close()
+			hl.Close()
+			log.Error("cannot start", "error", err)
+			return 1
+		}
+		hs = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute, TLSConfig: httpTLS}
+		base := s.view.scheme() + "://" + hl.Addr().String()
+		log.Info("metrics and health check", "url", base+"/metrics", "readyz", base+"/readyz")
+		log.Info("web page: one live tile per device", "url", base+"/",
+			"still", base+"/devices/<name>/latest.jpg", "stream", base+"/devices/<name>/stream.mjpg", "api", base+"/api/devices")
 		go func() {
-			if err := hs.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := serve(hs, hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("metrics listener failed", "error", err)
 			}
 		}()
@@ -278,6 +401,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Warn("shutdown timed out; frames in flight were not acknowledged and will be resent", "error", err)
 	}
 	if hs != nil {
+		vw.stopStreams()
 		_ = hs.Shutdown(sctx)
 	}
 	if err := <-served; err != nil && !errors.Is(err, receiver.ErrServerClosed) {

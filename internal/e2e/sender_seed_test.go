@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"framepush/capture"
+	"framepush/frame"
 	"framepush/internal/backoff"
 	"framepush/sender"
 	"framepush/wire"
@@ -27,8 +27,8 @@ const seedIntactMin = 4097
 // quickBackoff keeps retries fast in tests.
 var quickBackoff = backoff.Policy{Initial: 5 * time.Millisecond, Max: 100 * time.Millisecond, Multiplier: 2}
 
-func frameOf(seq int, data []byte) capture.Frame {
-	return capture.Frame{Data: data, Format: "jpeg", Seq: uint64(seq), Time: time.Now(), Source: "e2e", Trigger: "test"}
+func frameOf(seq int, data []byte) frame.Frame {
+	return frame.Frame{Data: data, Format: "jpeg", Seq: uint64(seq), Time: time.Now(), Source: "e2e", Trigger: "test"}
 }
 
 func newSender(t testing.TB, o sender.Options) *sender.Sender {

@@ -279,17 +279,18 @@ func (c *conn) receive(req wire.Request) *failure {
 	}
 	defer up.Close()
 
-	if err := c.answer(answerGotSize); err != nil {
-		return &failure{reason: ReasonDisconnect, msg: "cannot send GOT SIZE", err: err}
-	}
 	if o.KeepData > 0 && n <= o.KeepData && s.opt.OnFrame != nil {
 		// Payloads held for Stored.Data by frames in flight stay within
-		// KeepDataInFlight; a frame over it comes with Data nil.
+		// KeepDataInFlight; a frame over it comes with Data nil. Reserved before
+		// GOT SIZE, so a client that has its answer sees the budget taken.
 		if s.keeping.Add(n) <= o.KeepDataInFlight {
 			c.keep = make([]byte, 0, n)
 		}
 		defer s.keeping.Add(-n)
 		defer func() { c.keep = nil }() // also when the frame fails
+	}
+	if err := c.answer(answerGotSize); err != nil {
+		return &failure{reason: ReasonDisconnect, msg: "cannot send GOT SIZE", err: err}
 	}
 	ext, f2 := c.copyPayload(up, req, n)
 	if f2 != nil {

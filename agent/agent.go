@@ -41,9 +41,10 @@ import (
 // Transport delivers frames to a receiver. *sender.Sender is the one in
 // use; the seam keeps the agent's send loop independent of the wire.
 type Transport interface {
-	// Send makes one delivery attempt; nil means the receiver acknowledged
-	// the frame. It is called by one goroutine at a time.
-	Send(ctx context.Context, f frame.Frame) error
+	// SendID makes one delivery attempt of f under the frame id id; nil
+	// means the receiver acknowledged the frame. It is called by one
+	// goroutine at a time.
+	SendID(ctx context.Context, f frame.Frame, id string) error
 	// Close ends the session politely (BYE BYE) and releases the link.
 	Close(ctx context.Context) error
 	// Stats reports the link state for metrics.
@@ -91,7 +92,20 @@ type Agent struct {
 	events       atomic.Uint64
 	seq          atomic.Uint64 // id of the last frame queued in this run
 	memLimit     atomic.Int64  // soft memory limit set by governMemory; 0 when left to the environment
-	snap         snapshot      // the newest frame for /snapshot.jpg and /stream.mjpg (snapshot.go)
+
+	// Link counters of retired pipelines (guarded by mu): a reload builds
+	// a new Sender whose counters start at zero, and a _total must never
+	// go backwards while the process runs.
+	retiredConnects, retiredReconnects uint64
+
+	// Refusals since the last GOT IMAGE, and when the last one was, for
+	// health; refusals summarises their warnings.
+	refusedInARow atomic.Uint64
+	lastRefusal   atomic.Int64
+	lastRefusalIs atomic.Pointer[string]
+	refusals      rateLog
+
+	snap snapshot // the newest frame for /snapshot.jpg and /stream.mjpg (snapshot.go)
 }
 
 // pipeline is the part of the agent a reload replaces: source, trigger,
@@ -365,7 +379,7 @@ func (a *Agent) sendLoop(ctx context.Context, p *pipeline) {
 		}
 		t0 := time.Now()
 		p.inSend.Store(t0.UnixNano())
-		err = p.tx.Send(ctx, it.Frame)
+		err = p.tx.SendID(ctx, it.Frame, it.ID)
 		p.inSend.Store(0)
 		if a.settle(ctx, p, &ls, it, t0, err) {
 			return
@@ -386,6 +400,7 @@ type linkState struct {
 // failure).
 func (a *Agent) settle(ctx context.Context, p *pipeline, ls *linkState, it queue.Item, t0 time.Time, err error) (stop bool) {
 	f := it.Frame
+	answer, refused := sender.RefusedAfterPayload(err)
 	switch {
 	case err == nil:
 		a.queue.Ack(it)
@@ -395,6 +410,7 @@ func (a *Agent) settle(ctx context.Context, p *pipeline, ls *linkState, it queue
 		a.metrics.sentBytes.Add(len(f.Data))
 		a.metrics.sendSeconds.UpdateDuration(t0)
 		a.lastDelivery.Store(time.Now().UnixNano())
+		a.refusedInARow.Store(0)
 		if ls.failures > 0 {
 			a.log.Info("delivering again", "after_failed_attempts", ls.failures, "down_for", time.Since(ls.downSince).Round(time.Millisecond), "queued", a.queue.Stats().Pending)
 			ls.failures, ls.lastErr = 0, ""
@@ -404,7 +420,26 @@ func (a *Agent) settle(ctx context.Context, p *pipeline, ls *linkState, it queue
 		// Retrying could never succeed: drop it, loudly.
 		a.queue.Ack(it)
 		a.metrics.rejected.Inc()
-		a.log.Warn("receiver refused the frame permanently; dropped (counted as rejected)", "seq", f.Seq, "bytes", len(f.Data), "captured", f.Time, "err", err)
+		a.refusal(err)
+		a.refusals.log(a.log, "receiver refused the frame permanently; dropped (counted as rejected)",
+			"id", it.ID, "bytes", len(f.Data), "captured", f.Time, "err", err)
+	case refused && ctx.Err() == nil:
+		// The receiver is there and had the whole frame, but refused
+		// this one: retried up to queue.max_attempts times, then moved
+		// aside so that the frames behind it flow.
+		a.metrics.failures.Inc()
+		a.refusal(err)
+		a.linkUp.Store(true) // it answered: reachable, no reason to spool
+		dead, qerr := a.queue.Refused(it, answer)
+		switch {
+		case qerr != nil:
+			a.log.Error("settling a refused frame", "id", it.ID, "err", qerr)
+		case dead:
+			a.metrics.deadLettered.Inc()
+		default:
+			a.refusals.log(a.log, "receiver refused the frame after its payload; it is retried",
+				"id", it.ID, "bytes", len(f.Data), "answer", answer)
+		}
 	case sender.IsUnanswered(err):
 		// Sent in a window behind a frame whose failure is booked on its
 		// own: not refused, not a failure; it goes again, in order.
@@ -527,6 +562,7 @@ func (a *Agent) reload() error {
 	p := a.currentPipe()
 	a.log.Info("reloading: stopping capture and the link; queued frames stay queued")
 	a.stop(p, false)
+	a.retire(p)
 	np, err := a.start(nc)
 	if err != nil {
 		a.metrics.reloadFails.Inc()
@@ -548,6 +584,20 @@ func (a *Agent) reload() error {
 	a.metrics.reloads.Inc()
 	a.log.Info("reloaded", "source", nc.Source.Type, "trigger", nc.Trigger.Type, "server", nc.Server.Addresses)
 	return nil
+}
+
+// retire folds the link counters of a stopped pipeline into the agent's
+// and unsets the pipeline, in one step under mu, so that a snapshot sees
+// either the old pipeline or the folded totals, never both or neither.
+func (a *Agent) retire(p *pipeline) {
+	st := p.tx.Stats()
+	a.mu.Lock()
+	a.retiredConnects += st.Connects
+	a.retiredReconnects += st.Reconnects
+	if a.pipe == p {
+		a.pipe = nil
+	}
+	a.mu.Unlock()
 }
 
 func (a *Agent) setPipe(p *pipeline) {
@@ -649,12 +699,19 @@ type Snapshot struct {
 func (a *Agent) snapshot() Snapshot {
 	s := Snapshot{LinkUp: a.linkUp.Load(), Events: a.events.Load(),
 		LastCapture: unixTime(a.lastCapture.Load()), LastDelivery: unixTime(a.lastDelivery.Load())}
-	p := a.currentPipe()
+	a.mu.Lock()
+	p := a.pipe
+	s.Connects, s.Reconnects = a.retiredConnects, a.retiredReconnects
+	var ts sender.Stats
+	if p != nil {
+		ts = p.tx.Stats() // under mu: retire cannot fold p in between
+	}
+	a.mu.Unlock()
 	if p == nil {
 		return s
 	}
-	ts := p.tx.Stats()
-	s.Connects, s.Reconnects = ts.Connects, ts.Reconnects
+	s.Connects += ts.Connects
+	s.Reconnects += ts.Reconnects
 	if ts.Connected {
 		s.LinkUp = true
 	}
@@ -694,7 +751,8 @@ type Health struct {
 // continuous and interval triggers: a frame within healthy_within or two
 // periods; for event triggers: the camera not down for longer than
 // healthy_within) and pushing (nothing queued, or a delivery within
-// healthy_within).
+// healthy_within; and not a receiver refusing every frame sent since the
+// last delivery, if that was more than healthy_within ago).
 func (a *Agent) Health() Health {
 	cfg := a.Config()
 	s := a.snapshot()
@@ -741,6 +799,19 @@ func (a *Agent) Health() Health {
 	if st.Pending > 0 {
 		if d := since(s.LastDelivery); d > within {
 			h.Problems = append(h.Problems, fmt.Sprintf("%d frames queued and none delivered for %v", st.Pending, d.Round(time.Second)))
+		}
+	}
+	// A link that delivers nothing: the receiver answers, but refuses
+	// every frame (permanently, so nothing stays queued, or after the
+	// payload), and nothing was delivered for healthy_within.
+	if n := a.refusedInARow.Load(); n > 0 {
+		if d := since(s.LastDelivery); d > within {
+			last := ""
+			if p := a.lastRefusalIs.Load(); p != nil {
+				last = *p
+			}
+			h.Problems = append(h.Problems, fmt.Sprintf("the receiver refused the last %d frames and none was delivered for %v: %s",
+				n, d.Round(time.Second), last))
 		}
 	}
 	h.Healthy = len(h.Problems) == 0

@@ -26,6 +26,7 @@ import (
 	"framepush/internal/testutil"
 	"framepush/internal/testutil/recvtest"
 	"framepush/receiver"
+	"framepush/wire"
 )
 
 // startRecv runs a real receiver on loopback (addr "127.0.0.1:0" for any
@@ -118,6 +119,7 @@ func (r *running) stop(t *testing.T) error {
 func checkFrames(t *testing.T, st []receiver.Stored, w, h int) {
 	t.Helper()
 	var lastID uint64
+	var lastRun string
 	var lastTime time.Time
 	for i, s := range st {
 		data, err := os.ReadFile(s.Path)
@@ -134,10 +136,15 @@ func checkFrames(t *testing.T, st []receiver.Stored, w, h int) {
 		if s.Meta.Name != "agent-test" {
 			t.Fatalf("frame %d name %q", i, s.Meta.Name)
 		}
-		id, perr := strconv.ParseUint(s.Meta.ID, 10, 64)
-		if perr != nil {
-			t.Fatalf("frame %d id %q is not the frame's sequence number", i, s.Meta.ID)
+		run, seq, ok := strings.Cut(s.Meta.ID, "-")
+		id, perr := strconv.ParseUint(seq, 10, 64)
+		if !ok || perr != nil || !wire.ValidToken(run) || strings.Contains(run, "-") {
+			t.Fatalf("frame %d id %q is not <run>-<seq>", i, s.Meta.ID)
 		}
+		if i > 0 && run != lastRun {
+			t.Fatalf("frame %d id %q: run changed from %q within one run", i, s.Meta.ID, lastRun)
+		}
+		lastRun = run
 		if id <= lastID && i > 0 {
 			t.Fatalf("frame %d id %d after %d: not in capture order", i, id, lastID)
 		}

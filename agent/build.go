@@ -130,8 +130,18 @@ func QueueOptions(c config.Queue, log *slog.Logger) queue.Options {
 		NoTriggerPriority: !c.KeepTriggered,
 		AlwaysSpool:       c.AlwaysSpool,
 		NoFsync:           !c.Fsync,
+		MaxAttempts:       maxAttempts(c.MaxAttempts),
 		Logger:            log,
 	}
+}
+
+// maxAttempts maps queue.max_attempts (0: unlimited) onto the queue's
+// MaxAttempts (0: the default, negative: unlimited).
+func maxAttempts(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // SenderOptions maps the server section onto the sender.

@@ -45,8 +45,15 @@ func (a *Agent) governMemory(ctx context.Context) {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
-		src := a.Config().Source
-		limit := memoryBase(src.Width, src.Height) + 2*a.queue.Stats().MemoryBytes
+		cfg := a.Config()
+		src := cfg.Source
+		st := a.queue.Stats()
+		limit := memoryBase(src.Width, src.Height) + 2*st.MemoryBytes
+		if w := cfg.Server.Window; w.Frames > 1 {
+			// Frames in a pipelining window that were read back from the
+			// spool are in RAM too, up to the window's bytes.
+			limit += 2 * min(int64(w.Bytes), st.SpoolBytes)
+		}
 		debug.SetMemoryLimit(limit)
 		a.memLimit.Store(limit)
 		select {

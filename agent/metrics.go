@@ -31,6 +31,8 @@ type agentMetrics struct {
 	sendSeconds *metrics.PrometheusHistogram
 	reloads     *metrics.Counter
 	reloadFails *metrics.Counter
+	// deadLettered counts frames moved to the dead-letter folder.
+	deadLettered *metrics.Counter
 }
 
 func newAgentMetrics(a *Agent) *agentMetrics {
@@ -46,6 +48,8 @@ func newAgentMetrics(a *Agent) *agentMetrics {
 		sendSeconds: s.NewPrometheusHistogram("framepush_send_seconds"),
 		reloads:     s.NewCounter("framepush_config_reloads_total"),
 		reloadFails: s.NewCounter("framepush_config_reload_failures_total"),
+
+		deadLettered: s.NewCounter("framepush_dead_letters_total"),
 	}
 	s.NewGauge(fmt.Sprintf("framepush_build_info{version=%q}", version.Version), func() float64 { return 1 })
 
@@ -73,6 +77,7 @@ func newAgentMetrics(a *Agent) *agentMetrics {
 	gauge("framepush_frames_recovered_total", func(st queue.Stats) float64 { return float64(st.Recovered) })
 	gauge("framepush_spool_errors_total", func(st queue.Stats) float64 { return float64(st.SpoolErrors) })
 	gauge("framepush_frames_retried_total", func(st queue.Stats) float64 { return float64(st.Retried) })
+	gauge("framepush_dead_letter_frames", func(st queue.Stats) float64 { return float64(st.DeadLetters) })
 	gauge("framepush_queue_oldest_age_seconds", func(st queue.Stats) float64 { return st.OldestAge.Seconds() })
 
 	s.NewGauge("framepush_link_up", func() float64 { return b2f(as.value().LinkUp) })

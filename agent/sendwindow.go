@@ -17,7 +17,7 @@ import (
 type WindowTransport interface {
 	Transport
 	Windowed() bool
-	Submit(ctx context.Context, f frame.Frame, tag any, done func(sender.Outcome))
+	SubmitID(ctx context.Context, f frame.Frame, id string, tag any, done func(sender.Outcome))
 	Poll(done func(sender.Outcome))
 	Flush(ctx context.Context, done func(sender.Outcome))
 	InFlight() int
@@ -76,7 +76,7 @@ func (a *Agent) sendWindowed(ctx context.Context, p *pipeline, w WindowTransport
 			continue
 		}
 		p.inSend.Store(time.Now().UnixNano())
-		w.Submit(ctx, it.Frame, it, done)
+		w.SubmitID(ctx, it.Frame, it.ID, it, done)
 		p.inSend.Store(0)
 	}
 }

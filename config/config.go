@@ -133,6 +133,9 @@ type Queue struct {
 	KeepTriggered  bool          `yaml:"keep_triggered"`   // drop untriggered frames before GPIO/signal ones
 	AlwaysSpool    bool          `yaml:"always_spool"`     // write every frame to disk first (survives power loss; wears SD cards)
 	Fsync          bool          `yaml:"fsync"`            // fsync spool files
+	// MaxAttempts: refusals after the payload before a frame goes to the
+	// dead-letter folder (<spool_dir>/dead); 0 retries forever.
+	MaxAttempts int `yaml:"max_attempts"`
 }
 
 // HTTP is the health and metrics listener.
@@ -187,7 +190,7 @@ func Default() Config {
 		Queue: Queue{
 			MemoryFrames: 16, MemoryBytes: 8 * MiB,
 			SpoolMaxBytes: 512 * MiB, SpoolMaxFrames: 10000,
-			Drop: "oldest", KeepTriggered: true, Fsync: true,
+			Drop: "oldest", KeepTriggered: true, Fsync: true, MaxAttempts: 5,
 		},
 		HTTP:     HTTP{Listen: "127.0.0.1:7401", HealthyWithin: 2 * time.Minute},
 		Log:      Log{Level: "info", Format: "text"},

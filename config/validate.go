@@ -164,6 +164,7 @@ func (l *Loaded) Validate() error {
 		v.fail("queue.max_age", "must be 0 (keep forever) or positive")
 	}
 	v.oneOf("queue.drop", q.Drop, "oldest", "newest")
+	v.intRange("queue.max_attempts", q.MaxAttempts, 0, 1000000) // 0: unlimited
 	if q.AlwaysSpool && q.SpoolDir == "" {
 		v.fail("queue.always_spool", "needs queue.spool_dir")
 	}

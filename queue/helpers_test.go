@@ -154,7 +154,7 @@ func frameFiles(t *testing.T, dir string) []string {
 	}
 	var out []string
 	for _, e := range ents {
-		if !e.IsDir() && e.Name() != lockName {
+		if !e.IsDir() && e.Name() != lockName && e.Name() != runStateName {
 			out = append(out, e.Name())
 		}
 	}

@@ -94,6 +94,12 @@ type Options struct {
 	// wear matters more than those frames.
 	NoFsync bool
 
+	// MaxAttempts is how many refusals after the payload (see Refused) a
+	// frame gets before it is moved to the dead-letter folder, or dropped
+	// as "dead-letter" without a spool. 0 means DefaultMaxAttempts;
+	// negative means unlimited (a poison frame then blocks the queue).
+	MaxAttempts int
+
 	// Now is the clock for ages; nil means time.Now. Tests inject one.
 	Now func() time.Time
 	// Logger receives drop and spool messages; nil means slog.Default().
@@ -117,6 +123,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.Drop == "" {
 		o.Drop = DropOldest
+	}
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = DefaultMaxAttempts
 	}
 	return o
 }

@@ -47,12 +47,13 @@ const (
 	ReasonMissing    = "missing"     // spool file deleted behind the queue's back
 	ReasonSpoolError = "spool-error" // spool write failed and memory was full
 	ReasonShutdown   = "shutdown"    // still in memory at Close and nowhere to spool it
+	ReasonDeadLetter = "dead-letter" // refused MaxAttempts times, and no spool to keep it in
 )
 
 // DropReasons lists every reason, so that metrics can be registered at zero.
 var DropReasons = []string{
 	ReasonFullOldest, ReasonFullNewest, ReasonExpired, ReasonTooLarge,
-	ReasonCorrupt, ReasonMissing, ReasonSpoolError, ReasonShutdown,
+	ReasonCorrupt, ReasonMissing, ReasonSpoolError, ReasonShutdown, ReasonDeadLetter,
 }
 
 var (
@@ -78,7 +79,10 @@ type Item struct {
 	// Attempts counts how often this frame was handed out in this
 	// process, 1 the first time.
 	Attempts int
-	e        *entry
+	// ID is the frame's id for the wire, "<run>-<seq>", unique for the
+	// device across restarts (see RunToken).
+	ID string
+	e  *entry
 }
 
 // Stats is a snapshot of the queue, for metrics.
@@ -105,6 +109,13 @@ type Stats struct {
 	OldestAge time.Duration
 	// LinkUp is the last state given to SetLinkUp.
 	LinkUp bool
+
+	// DeadLettered counts frames moved to the dead-letter folder by this
+	// process; DeadLetters is how many files that folder holds now.
+	DeadLettered uint64
+	DeadLetters  int
+	// RunID is this process's run, the <run> of new frame ids.
+	RunID string
 }
 
 // entry is one queued frame and where it lives.
@@ -121,6 +132,9 @@ type entry struct {
 	out      bool // handed out by Next
 	gone     bool // removed from the queue; a pending write deletes its file
 	attempts int
+
+	refusals    int    // refusals after the payload, counted by Refused
+	lastRefusal string // the receiver's last such answer
 }
 
 // hasData reports whether frame.Data is in memory.
@@ -153,7 +167,8 @@ type Queue struct {
 
 	mu       sync.Mutex
 	items    []*entry // capture order
-	run      uint64
+	run      uint64   // this process's run number (see runid.go)
+	runTag   string
 	next     uint64
 	linkUp   bool
 	closed   bool
@@ -166,6 +181,8 @@ type Queue struct {
 	enqueued, delivered, retried, spooledN, recovered, spoolErrors uint64
 	dropped                                                        map[string]uint64
 	dropLogs                                                       map[string]*dropLog
+
+	dead deadState
 }
 
 // Open validates o, opens (and recovers) the spool if one is configured, and
@@ -195,6 +212,7 @@ func Open(o Options) (*Queue, error) {
 		q.dropped[r] = 0
 	}
 	q.maxFrame = o.MemoryBytes
+	q.runTag = newRunTag() // memory only: nothing to count runs in
 	if o.SpoolDir != "" {
 		q.maxFrame = min(q.maxFrame, o.SpoolMaxBytes)
 		if err := q.recover(); err != nil {
@@ -223,6 +241,14 @@ func (q *Queue) recover() error {
 		q.log.Warn("queue: frame dropped", "reason", ReasonCorrupt, "file", b.name, "why", b.reason,
 			"quarantine", q.opt.SpoolDir+"/"+quarantineDir)
 	}
+	tag, last, ok, err := readRunState(q.opt.SpoolDir)
+	if err != nil {
+		q.log.Warn("queue: run state damaged; starting a new run tag (frame ids stay unique)", "err", err)
+	}
+	if !ok {
+		tag = newRunTag()
+	}
+	q.runTag = tag
 	for _, f := range sc.frames {
 		e := &entry{
 			run: f.run, n: f.n, frame: f.h.meta, size: f.h.dataLen, file: f.name,
@@ -233,6 +259,15 @@ func (q *Queue) recover() error {
 		q.run = max(q.run, f.run+1)
 	}
 	q.recovered = uint64(len(sc.frames))
+	q.run = max(q.run, last+1)
+	if err := writeRunState(q.opt.SpoolDir, q.runTag, q.run); err != nil {
+		sp.close()
+		return err
+	}
+	if err := q.openDead(); err != nil {
+		sp.close()
+		return err
+	}
 	// The limits may have been lowered since these files were written.
 	var victims []*entry
 	n, b := q.spN, q.spBytes
@@ -315,7 +350,11 @@ func (q *Queue) Put(f frame.Frame) error {
 	if !write {
 		return err
 	}
-	kept := q.finishWrite(e, name, false, q.sp.write(name, &f))
+	werr := q.sp.write(name, &f)
+	for werr != nil && isNoSpace(werr) && q.opt.Drop == DropOldest && q.evictForSpace(e) {
+		werr = q.sp.write(name, &f) // the file system is smaller than the spool limits
+	}
+	kept := q.finishWrite(e, name, false, werr)
 	switch {
 	case kept == keptDurable:
 		return nil
@@ -654,7 +693,7 @@ func (q *Queue) finishWrite(e *entry, name string, release bool, err error) writ
 		}
 	} else {
 		q.spoolErrors++
-		q.log.Error("queue: cannot write frame to the spool", "seq", e.frame.Seq, "err", err)
+		q.spoolErrorLocked(e, err)
 		if !e.gone {
 			q.setSpooled(e, false)
 			e.file = ""
@@ -666,7 +705,11 @@ func (q *Queue) finishWrite(e *entry, name string, release bool, err error) writ
 					q.setResident(e, true)
 				} else {
 					q.removeLocked(e)
-					q.dropLocked(e, ReasonSpoolError)
+					reason := ReasonSpoolError
+					if isNoSpace(err) {
+						reason = q.fullReason() // a full disk is a full queue
+					}
+					q.dropLocked(e, reason)
 					out = keptDropped
 				}
 			}
@@ -718,7 +761,7 @@ func (q *Queue) Next(ctx context.Context) (Item, error) {
 		}
 		e.out = true
 		e.attempts++
-		it := Item{Frame: e.frame, Attempts: e.attempts, e: e}
+		it := Item{Frame: e.frame, Attempts: e.attempts, ID: FrameID(q.runTag, e.run, e.frame.Seq), e: e}
 		if e.hasData() {
 			q.mu.Unlock()
 			q.removeFiles(del)
@@ -1009,6 +1052,7 @@ func (q *Queue) Stats() Stats {
 		Enqueued: q.enqueued, Delivered: q.delivered, Retried: q.retried,
 		Spooled: q.spooledN, Recovered: q.recovered, SpoolErrors: q.spoolErrors,
 		Dropped: maps.Clone(q.dropped), LinkUp: q.linkUp,
+		DeadLettered: q.dead.moved, DeadLetters: q.deadCountLocked(now), RunID: RunToken(q.runTag, q.run),
 	}
 	for _, e := range q.items {
 		if e.out {

@@ -77,7 +77,7 @@ func openSpool(dir string, fsync bool) (*spool, scan, error) {
 	for _, de := range ents {
 		name := de.Name()
 		switch {
-		case de.IsDir() || name == lockName:
+		case de.IsDir() || name == lockName || name == runStateName:
 		case strings.HasSuffix(name, tempSuffix):
 			// A write that never reached its rename: the frame was not
 			// acknowledged to the producer, so nothing is lost.

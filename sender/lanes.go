@@ -54,7 +54,7 @@ func (s *Sender) useLanes() bool {
 }
 
 // submitLane sends f on an idle lane, waiting for one while all are busy.
-func (s *Sender) submitLane(ctx context.Context, f frame.Frame, tag any, start time.Time, done func(Outcome)) {
+func (s *Sender) submitLane(ctx context.Context, f frame.Frame, id string, tag any, start time.Time, done func(Outcome)) {
 	if s.ln == nil {
 		if s.conn != nil {
 			_ = s.Close(ctx) // the lanes take over from the main connection
@@ -93,7 +93,7 @@ func (s *Sender) submitLane(ctx context.Context, f frame.Frame, tag any, start t
 	s.ln.busy++
 	results, ready := s.ln.results, s.win.ready
 	go func() {
-		err := l.Send(ctx, f)
+		err := l.SendID(ctx, f, id)
 		results <- laneResult{lane: l, tag: tag, err: err, start: start}
 		select {
 		case ready <- struct{}{}:

@@ -70,6 +70,36 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &rej) && rej.Permanent()
 }
 
+// RefusedAfterPayload reports whether err is a refusal of this frame
+// itself: the receiver had the whole payload and answered something other
+// than GOT IMAGE that is not about its own state, so resending the same
+// bytes may well be refused again (ERR checksum, ERR internal, or an answer
+// that is no answer). answer is the receiver's words, for logs. It is
+// false for connection failures, timeouts and anything before the payload
+// was written, for ERR busy, ERR disk-full and ERR timeout (the receiver's
+// state, not the frame's), and for permanent refusals (IsPermanent).
+// Callers bound the retries of such a frame (the agent's max_attempts)
+// so that one poison frame cannot block the frames behind it.
+func RefusedAfterPayload(err error) (answer string, ok bool) {
+	var se *stepErr
+	if !errors.As(err, &se) || se.step != stepGotImage || IsPermanent(err) {
+		return "", false
+	}
+	var rej *wire.RejectError
+	if errors.As(err, &rej) {
+		switch rej.Reason {
+		case wire.ReasonBusy, wire.ReasonDiskFull, wire.ReasonTimeout:
+			return "", false
+		}
+		return rej.Error(), true
+	}
+	var pe *wire.ProtocolError
+	if errors.As(err, &pe) {
+		return pe.Error(), true
+	}
+	return "", false
+}
+
 // Stats is a snapshot of a Sender's counters.
 type Stats struct {
 	Sent       uint64 // frames delivered (GOT IMAGE read)
@@ -194,6 +224,13 @@ func (s *Sender) modeFor(addr string) Mode {
 // for that address (a connection that carried several frames proves the
 // server persistent); every 10 minutes it tries persistent again.
 func (s *Sender) Send(ctx context.Context, f frame.Frame) error {
+	return s.SendID(ctx, f, "")
+}
+
+// SendID is Send with the frame id for the extension's id token given by
+// the caller (the agent's "<run>-<seq>", see queue.Item.ID); "" means
+// f.Seq in decimal. id must be a wire.ValidToken.
+func (s *Sender) SendID(ctx context.Context, f frame.Frame, id string) error {
 	if len(f.Data) == 0 {
 		s.update(func(st *Stats) { st.Rejected++ })
 		return ErrEmptyFrame
@@ -217,7 +254,7 @@ func (s *Sender) Send(ctx context.Context, f frame.Frame) error {
 		}
 		addr, idx, frames := s.o.Addresses[s.addrIdx], s.addrIdx, s.connFrames
 		s.askWindow = s.windowToAsk(addr, frames)
-		err := s.exchange(ctx, &f)
+		err := s.exchange(ctx, &f, id)
 		asked := s.askWindow > 0
 		s.askWindow = 0
 		if err == nil {
@@ -249,7 +286,9 @@ func (s *Sender) Send(ctx context.Context, f frame.Frame) error {
 			continue
 		}
 		if IsPermanent(err) {
-			s.log.Warn("frame refused permanently", "addr", addr, "bytes", len(f.Data), "seq", f.Seq, "error", err)
+			// Debug: the caller reports refusals in its own terms (the
+			// agent summarises repeated ones), not twice per frame.
+			s.log.Debug("frame refused permanently", "addr", addr, "bytes", len(f.Data), "seq", f.Seq, "error", err)
 			s.update(func(st *Stats) { st.Rejected++ })
 			return err
 		}
@@ -311,9 +350,9 @@ func (s *Sender) Close(ctx context.Context) error {
 
 // exchange runs the handshake for f on the open connection, interruptible
 // by ctx.
-func (s *Sender) exchange(ctx context.Context, f *frame.Frame) error {
+func (s *Sender) exchange(ctx context.Context, f *frame.Frame, id string) error {
 	armed := s.arm(ctx)
-	err := s.handshake(f)
+	err := s.handshake(f, id)
 	if armed {
 		s.disarm()
 	}
@@ -328,10 +367,10 @@ const (
 	stepGotImage
 )
 
-func (s *Sender) handshake(f *frame.Frame) error {
+func (s *Sender) handshake(f *frame.Frame, id string) error {
 	c := s.conn
 	n := int64(len(f.Data))
-	s.line = s.sizeLine(s.line[:0], f)
+	s.line = s.sizeLine(s.line[:0], f, id)
 	_ = c.SetWriteDeadline(time.Now().Add(s.o.AnswerTimeout))
 	if _, err := c.Write(s.line); err != nil {
 		return s.stepError(stepSize, n, err)
@@ -370,9 +409,10 @@ func (s *Sender) handshake(f *frame.Frame) error {
 }
 
 // sizeLine appends the SIZE line for f. With the extension, the id token
-// is f.Seq in decimal, formatted into a buffer of the Sender and viewed as
-// a string only while the line is built, so no frame allocates.
-func (s *Sender) sizeLine(dst []byte, f *frame.Frame) []byte {
+// is id, or when id is "" f.Seq in decimal, formatted into a buffer of the
+// Sender and viewed as a string only while the line is built, so no frame
+// allocates.
+func (s *Sender) sizeLine(dst []byte, f *frame.Frame, id string) []byte {
 	n := int64(len(f.Data))
 	if !s.o.Extension {
 		if s.askWindow > 0 {
@@ -385,7 +425,9 @@ func (s *Sender) sizeLine(dst []byte, f *frame.Frame) []byte {
 	if f.Time.UnixNano() > 0 {
 		m.Time = f.Time
 	}
-	if f.Seq != 0 {
+	if id != "" {
+		m.ID = id
+	} else if f.Seq != 0 {
 		id := strconv.AppendUint(s.idBuf[:0], f.Seq, 10)
 		m.ID = unsafe.String(&id[0], len(id))
 	}

@@ -151,14 +151,20 @@ func (s *Sender) Due() time.Time {
 // caller's goroutine. Submit, Poll, Flush, Send and Close must be called
 // by one goroutine at a time; call Flush before Close.
 func (s *Sender) Submit(ctx context.Context, f frame.Frame, tag any, done func(Outcome)) {
+	s.SubmitID(ctx, f, "", tag, done)
+}
+
+// SubmitID is Submit with the frame id for the extension's id token (see
+// SendID); "" means f.Seq in decimal.
+func (s *Sender) SubmitID(ctx context.Context, f frame.Frame, id string, tag any, done func(Outcome)) {
 	start := time.Now()
 	if s.useLanes() {
 		s.pollLanes(ctx, false, done)
 		if len(f.Data) == 0 {
-			done(Outcome{Tag: tag, Err: s.Send(ctx, f), Took: time.Since(start)})
+			done(Outcome{Tag: tag, Err: s.SendID(ctx, f, id), Took: time.Since(start)})
 			return
 		}
-		s.submitLane(ctx, f, tag, start, done)
+		s.submitLane(ctx, f, id, tag, start, done)
 		return
 	}
 	breaks := s.win.breaks
@@ -180,11 +186,11 @@ func (s *Sender) Submit(ctx context.Context, f frame.Frame, tag any, done func(O
 		return
 	}
 	if s.win.size > 0 && len(f.Data) > 0 {
-		s.writeInWindow(ctx, f, tag, start, done)
+		s.writeInWindow(ctx, f, id, tag, start, done)
 		return
 	}
 	s.submitting = true
-	err := s.Send(ctx, f)
+	err := s.SendID(ctx, f, id)
 	s.submitting = false
 	if err == errInWindow {
 		s.win.flight = append(s.win.flight, flight{tag: tag, n: int64(len(f.Data)), start: start, written: time.Now()})
@@ -366,9 +372,9 @@ func (s *Sender) readAnswers(c net.Conn, out chan<- answer, ready chan struct{},
 }
 
 // writeInWindow writes f's SIZE line and payload in one go.
-func (s *Sender) writeInWindow(ctx context.Context, f frame.Frame, tag any, start time.Time, done func(Outcome)) {
+func (s *Sender) writeInWindow(ctx context.Context, f frame.Frame, id string, tag any, start time.Time, done func(Outcome)) {
 	n := int64(len(f.Data))
-	s.line = s.sizeLine(s.line[:0], &f)
+	s.line = s.sizeLine(s.line[:0], &f, id)
 	armed := s.arm(ctx)
 	_ = s.conn.SetWriteDeadline(time.Now().Add(s.o.dataTimeout(n)))
 	s.win.bufs[0], s.win.bufs[1] = s.line, f.Data
@@ -489,8 +495,7 @@ drain:
 		if !errors.Is(cause, io.EOF) && !errors.Is(cause, io.ErrUnexpectedEOF) {
 			s.log.Debug("pipelined connection ended between frames", "addr", addr, "error", cause)
 		}
-		s.lostConn = false
-		return
+		return // the next connection is a reconnect, as without the window
 	}
 	n := fl[0].n
 	err := s.stepError(step, n, cause)

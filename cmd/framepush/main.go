@@ -19,6 +19,7 @@ const usage = `framepush: capture frames and push them to a receiver over TCP.
 Usage:
   framepush [run] [--config FILE] [--set key=value]...   run the agent (default)
   framepush send [--server HOST:PORT] FILE...            send files once, exit 0 when all acknowledged
+  framepush deadletters list|resend [ID...]              frames the receiver refused too often: list, send again
   framepush devices                                      list cameras (formats, sizes, rates) and GPIO chips
   framepush config check [FILE]                          validate a config and print the effective settings
   framepush config example                               print the commented example config
@@ -60,6 +61,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := sendSignalContext(stderr)
 		defer stop()
 		return runSend(ctx, args, stdout, stderr)
+	case "deadletters":
+		ctx, stop := sendSignalContext(stderr) // a first signal stops, a second ends it
+		defer stop()
+		return runDeadLetters(ctx, args, stdout, stderr)
 	case "devices":
 		return runDevices(args, stdout, stderr)
 	case "config":

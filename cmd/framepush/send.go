@@ -26,10 +26,13 @@ handshake: the seed client's job, with timeouts, retries and failover. It
 prints one line per file delivered and exits 0 only when every file was
 acknowledged with GOT IMAGE; 1 when any was not (each failure says why);
 2 for a usage error. A file the server refuses for good (too large, ...)
-is not retried; the others go on. Only regular files of at most --max-size
-are read (64MiB, framerecv's default limit): a FIFO, a device such as
-/dev/zero or a directory is refused unread, naming its kind. SIGTERM or
-SIGINT stops the run; a second one ends it at once.
+is not retried, and one it refuses after its payload (ERR checksum, ERR
+internal, ...) is tried 5 times; either way the others go on. When the
+server cannot be reached for --retry-for, the remaining files are not tried.
+Only regular files of at most --max-size are read (64MiB, framerecv's
+default limit): a FIFO, a device such as /dev/zero or a directory is refused
+unread, naming its kind. SIGTERM or SIGINT stops the run; a second one ends
+it at once.
 
 Examples:
   # To framerecv on this machine (start one with: framerecv --dir ./frames)
@@ -237,9 +240,18 @@ func (f *sendFlags) options(set map[string]bool, files []string) (sender.Options
 	return o, nil
 }
 
-// sendFiles sends files in order and returns how many were not delivered.
-// Once a file could not be delivered within retryFor, the server is taken
-// for unreachable and the remaining files are not tried.
+// sendRefusals bounds the attempts of a file the server refuses after its
+// payload (ERR checksum, ERR internal, ...: sender.RefusedAfterPayload),
+// like the agent's queue.max_attempts default: the server is there, so the
+// next files are tried instead of retrying this one for all of --retry-for.
+const sendRefusals = 5
+
+// sendFiles sends files in order, reports each, and returns how many were
+// not delivered. A file refused for good, or refused after its payload
+// sendRefusals times, is reported and the next file is tried. Once a file
+// could not be delivered within retryFor for any other reason (no
+// connection, timeouts), the server is taken for unreachable and the
+// remaining files are not tried.
 func sendFiles(ctx context.Context, s *sender.Sender, files []string, retryFor time.Duration, maxSize int64, stdout, stderr io.Writer) int {
 	failed := 0
 	for i, file := range files {
@@ -254,19 +266,16 @@ func sendFiles(ctx context.Context, s *sender.Sender, files []string, retryFor t
 			continue
 		}
 		start := time.Now()
-		err = s.Send(ctx, fr)
-		if err != nil && !sender.IsPermanent(err) && ctx.Err() == nil && retryFor > 0 {
-			fmt.Fprintf(stderr, "framepush send: %s: %v; retrying for up to %v\n", file, err, retryFor)
-			rctx, cancel := context.WithTimeout(ctx, retryFor)
-			err = s.Deliver(rctx, fr)
-			cancel()
-		}
+		refusals, err := sendOne(ctx, s, file, fr, retryFor, stderr)
 		switch {
 		case err == nil:
 			st := s.Stats()
 			fmt.Fprintf(stdout, "sent %s (%d bytes) to %s in %v\n", file, len(fr.Data), st.Address, roundDuration(time.Since(start)))
 		case sender.IsPermanent(err):
 			fmt.Fprintf(stderr, "framepush send: %s: refused, not retried: %v\n", file, err)
+			failed++
+		case refusals > 0 && ctx.Err() == nil:
+			fmt.Fprintf(stderr, "framepush send: %s: refused after its payload %d times, not delivered: %v\n", file, refusals, err)
 			failed++
 		default:
 			fmt.Fprintf(stderr, "framepush send: %s: not delivered: %v\n", file, err)
@@ -282,6 +291,34 @@ func sendFiles(ctx context.Context, s *sender.Sender, files []string, retryFor t
 		}
 	}
 	return failed
+}
+
+// sendOne delivers fr, retrying failures for up to retryFor (a refusal
+// after the payload at most sendRefusals times in all). It returns the
+// number of refusals after the payload and the last error.
+func sendOne(ctx context.Context, s *sender.Sender, file string, fr frame.Frame, retryFor time.Duration, stderr io.Writer) (int, error) {
+	err := s.Send(ctx, fr)
+	refusals := 0
+	var rctx context.Context
+	for err != nil && !sender.IsPermanent(err) && ctx.Err() == nil {
+		if _, ok := sender.RefusedAfterPayload(err); ok {
+			refusals++
+		}
+		if refusals >= sendRefusals || retryFor <= 0 {
+			return refusals, err
+		}
+		if rctx == nil {
+			fmt.Fprintf(stderr, "framepush send: %s: %v; retrying for up to %v\n", file, err, retryFor)
+			var cancel context.CancelFunc
+			rctx, cancel = context.WithTimeout(ctx, retryFor)
+			defer cancel()
+		}
+		last := err
+		if err = s.Send(rctx, fr); err != nil && rctx.Err() != nil && ctx.Err() == nil {
+			return refusals, fmt.Errorf("%w (gave up after %v)", last, retryFor)
+		}
+	}
+	return refusals, err
 }
 
 // formatOf names an image format from its magic bytes.

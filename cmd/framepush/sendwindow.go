@@ -15,13 +15,15 @@ import (
 // come. The outcome of each file is the same as with sendFiles: printed
 // in order; a file refused for good is not retried; one that failed is
 // retried (from the oldest unanswered file on, in order) for up to
-// retryFor, after which the remaining files are not tried.
+// retryFor, after which the remaining files are not tried; one refused
+// after its payload sendRefusals times fails alone and the others go on.
 func sendFilesWindowed(ctx context.Context, s *sender.Sender, files []string, retryFor time.Duration, maxSize int64, stdout, stderr io.Writer) int {
 	type job struct {
 		i         int
 		fr        frame.Frame
 		start     time.Time
 		firstFail time.Time // zero until its first failed attempt
+		refusals  int       // refusals after its payload (sendRefusals ends it)
 	}
 	var (
 		failed  int
@@ -43,13 +45,28 @@ func sendFilesWindowed(ctx context.Context, s *sender.Sender, files []string, re
 			failed++
 		case sender.IsUnanswered(err) && ctx.Err() == nil:
 			fresh = append(fresh, j)
-		case ctx.Err() == nil && retryFor > 0 && (j.firstFail.IsZero() || time.Since(j.firstFail) < retryFor):
-			if j.firstFail.IsZero() {
-				j.firstFail = time.Now()
-				fmt.Fprintf(stderr, "framepush send: %s: %v; retrying for up to %v\n", files[j.i], err, retryFor)
-			}
-			fresh = append(fresh, j)
 		default:
+			if _, ok := sender.RefusedAfterPayload(err); ok {
+				j.refusals++
+			}
+			switch {
+			case ctx.Err() == nil && j.refusals > 0 && (j.refusals >= sendRefusals || retryFor <= 0):
+				// Refused for itself: this file fails, the others go on.
+				fmt.Fprintf(stderr, "framepush send: %s: refused after its payload %d times, not delivered: %v\n", files[j.i], j.refusals, err)
+				failed++
+				return
+			case ctx.Err() == nil && retryFor > 0 && (j.firstFail.IsZero() || time.Since(j.firstFail) < retryFor):
+				if j.firstFail.IsZero() {
+					j.firstFail = time.Now()
+					fmt.Fprintf(stderr, "framepush send: %s: %v; retrying for up to %v\n", files[j.i], err, retryFor)
+				}
+				fresh = append(fresh, j)
+				return
+			case ctx.Err() == nil && j.refusals > 0:
+				fmt.Fprintf(stderr, "framepush send: %s: refused after its payload %d times, not delivered: %v (gave up after %v)\n", files[j.i], j.refusals, err, retryFor)
+				failed++
+				return
+			}
 			fmt.Fprintf(stderr, "framepush send: %s: not delivered: %v\n", files[j.i], err)
 			failed++
 			giveUp = true

@@ -55,6 +55,11 @@ Examples:
   # receiver verifies before it answers GOT IMAGE (filed under DIR/porch/)
   framepush send --extension --name porch --checksum sha256 a.jpg b.jpg
 
+  # Over a slow link to framerecv, files are pipelined (the default
+  # --window 64: sent before their answers come back); --window 0 waits for
+  # each answer, like the seed client
+  framepush send --server far.example:7400 --window 128 snaps/*.jpg
+
   # TLS with a client certificate (mTLS), giving up after 10 s of retrying
   framepush send --server recv.example:7443 --tls-ca ca.pem \
       --tls-cert cam.pem --tls-key cam.key --retry-for 10s img.jpg

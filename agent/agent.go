@@ -694,6 +694,7 @@ type Snapshot struct {
 	CaptureErrors  uint64
 	LastCapture    time.Time
 	LastDelivery   time.Time
+	Window         int // frames the open connection may have unanswered (0: stop-and-wait)
 }
 
 func (a *Agent) snapshot() Snapshot {
@@ -715,6 +716,7 @@ func (a *Agent) snapshot() Snapshot {
 	if ts.Connected {
 		s.LinkUp = true
 	}
+	s.Window = ts.Window
 	if l := p.loop.Load(); l != nil {
 		ls := l.Stats()
 		s.Coalesced, s.CaptureErrors = ls.Coalesced, ls.CaptureErrors

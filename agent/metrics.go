@@ -83,6 +83,7 @@ func newAgentMetrics(a *Agent) *agentMetrics {
 	s.NewGauge("framepush_link_up", func() float64 { return b2f(as.value().LinkUp) })
 	s.NewGauge("framepush_connects_total", func() float64 { return float64(as.value().Connects) })
 	s.NewGauge("framepush_reconnects_total", func() float64 { return float64(as.value().Reconnects) })
+	s.NewGauge("framepush_window_frames", func() float64 { return float64(as.value().Window) })
 	s.NewGauge("framepush_memory_limit_bytes", func() float64 { return float64(a.memLimit.Load()) })
 	s.NewGauge("framepush_camera_up", func() float64 { return b2f(as.value().CameraUp) })
 	s.NewGauge("framepush_camera_reopens_total", func() float64 { return float64(as.value().CameraReopens) })

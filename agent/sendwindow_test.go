@@ -26,6 +26,9 @@ func TestWindowedDeliveryAcrossReceiverRestart(t *testing.T) {
 			rv2 := startRecv(t, rv.Addr, nil)
 			testutil.WaitFor(t, "30 frames at the second receiver", 30*time.Second, func() bool { return len(rv2.Frames()) >= 30 })
 			pipelined := r.a.currentPipe().tx.Stats().Pipelined
+			if w := r.a.snapshot().Window; frames > 1 && w != frames || frames == 0 && w != 0 {
+				t.Errorf("framepush_window_frames %d with server.window.frames %d", w, frames)
+			}
 			if err := r.stop(t); err != nil {
 				t.Fatal(err)
 			}

@@ -503,3 +503,53 @@ func TestConnectionsParallel(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// framerecv refuses a frame over its limit inside a window (ERR too-large
+// in its turn, then it closes): the frames before it are delivered, it is
+// refused permanently (possibly on the retry, if the close overtook the
+// answer), the ones behind it go again and are delivered, in order.
+func TestWindowTooLargeAtFramerecv(t *testing.T) {
+	r := startReceiver(t, receiver.Options{MaxFrameSize: 20000})
+	s := newSender(t, Options{Addresses: []string{r.Addr}, Window: Window{Frames: 8}, Backoff: quick})
+	sizes := []int{1000, 2000, 300000, 3000, 4000}
+	var frames []frame.Frame
+	for i, n := range sizes {
+		frames = append(frames, testFrame(uint64(i+1), n))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), long)
+	defer cancel()
+	todo := []int{0, 1, 2, 3, 4}
+	var back []int
+	results := map[int]error{}
+	done := func(o Outcome) {
+		i := o.Tag.(int)
+		if o.Err == nil || IsPermanent(o.Err) {
+			results[i] = o.Err
+			return
+		}
+		back = append(back, i)
+	}
+	for len(results) < len(frames) && ctx.Err() == nil {
+		if len(todo) == 0 {
+			s.Flush(ctx, done)
+		} else {
+			i := todo[0]
+			todo = todo[1:]
+			s.Submit(ctx, frames[i], i, done)
+		}
+		todo = append(back, todo...)
+		back = nil
+	}
+	for i := range frames {
+		err, ok := results[i]
+		switch {
+		case !ok:
+			t.Errorf("frame %d: no final outcome", i)
+		case i == 2 && !IsPermanent(err):
+			t.Errorf("the frame over the limit: %v, want a permanent refusal", err)
+		case i != 2 && err != nil:
+			t.Errorf("frame %d: %v", i, err)
+		}
+	}
+	checkStored(t, r, []frame.Frame{frames[0], frames[1], frames[3], frames[4]})
+}

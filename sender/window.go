@@ -242,15 +242,15 @@ func (s *Sender) await(ctx context.Context, done func(Outcome)) {
 	}
 }
 
-func (s *Sender) oldestStep() int {
-	return stepGotImage // GOT SIZE or GOT IMAGE: the message names GOT IMAGE, the frame was written
-}
+// oldestStep is the step an overdue frame in flight is at: its payload
+// is written, so the answer missing is (at the latest) its GOT IMAGE.
+func (s *Sender) oldestStep() int { return stepGotImage }
 
 // windowToAsk is the window the next SIZE line asks for: only from
 // Submit, on a connection's first frame, when the address did not ignore
 // the token lately.
 func (s *Sender) windowToAsk(addr string, frames int) int {
-	if !s.submitting || !s.Windowed() || frames > 0 || s.modeFor(addr) == ModeSeed {
+	if !s.submitting || !s.pipelines() || frames > 0 || s.modeFor(addr) == ModeSeed {
 		return 0
 	}
 	if at, ok := s.win.ignored[addr]; ok {

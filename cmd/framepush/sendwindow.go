@@ -26,14 +26,12 @@ func sendFilesWindowed(ctx context.Context, s *sender.Sender, files []string, re
 		refusals  int       // refusals after its payload (sendRefusals ends it)
 	}
 	var (
-		failed  int
-		back    []*job // failed or unanswered, in order, to go again first
-		fresh   []*job // the same, reported by the current call (older than back)
-		giveUp  bool
-		pending int // submitted, outcome not reported
+		failed int
+		back   []*job // failed or unanswered, in order, to go again first
+		fresh  []*job // the same, reported by the current call (older than back)
+		giveUp bool
 	)
 	done := func(o sender.Outcome) {
-		pending--
 		j := o.Tag.(*job)
 		switch err := o.Err; {
 		case err == nil:
@@ -93,7 +91,6 @@ func sendFilesWindowed(ctx context.Context, s *sender.Sender, files []string, re
 				j = &job{i: next, fr: fr, start: time.Now()}
 				next++
 			}
-			pending++
 			s.Submit(ctx, j.fr, j, done)
 			settled()
 		}

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"maps"
 	"runtime"
 	"slices"
 	"testing"
@@ -33,7 +34,7 @@ func TestStatsHasNoSideEffects(t *testing.T) {
 			t.Fatalf("Stats changed the queue: %+v", st)
 		}
 		if st.Enqueued != first.Enqueued || st.Spooled != first.Spooled || st.SpoolErrors != first.SpoolErrors ||
-			st.OldestAge != first.OldestAge || !mapsEqual(st.Dropped, first.Dropped) {
+			st.OldestAge != first.OldestAge || !maps.Equal(st.Dropped, first.Dropped) {
 			t.Fatalf("Stats changed between calls: %+v then %+v", first, st)
 		}
 	}
@@ -51,18 +52,6 @@ func TestStatsHasNoSideEffects(t *testing.T) {
 	}
 	wantDropped(t, q, map[string]uint64{ReasonExpired: 3})
 	wantFiles(t, dir, 0)
-}
-
-func mapsEqual(a, b map[string]uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 // A queue where nothing moves (receiver down, trigger quiet) still expires

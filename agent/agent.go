@@ -490,8 +490,20 @@ func (a *Agent) stop(p *pipeline, untilEmpty bool) {
 
 	p.untilEmpty.Store(untilEmpty)
 	close(p.drain)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
+	// The queue says when nothing is left to send (a reload: nothing in
+	// flight); the send loop is then stopped out of its wait for a frame.
+	wctx, wcancel := context.WithCancel(context.Background())
+	defer wcancel()
+	drained := make(chan struct{})
+	go func() {
+		wait := a.queue.WaitSettled
+		if untilEmpty {
+			wait = a.queue.WaitEmpty
+		}
+		if wait(wctx) == nil {
+			close(drained)
+		}
+	}()
 	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 wait:
@@ -499,11 +511,9 @@ wait:
 		select {
 		case <-p.sendDone:
 			break wait
-		case <-tick.C:
-			st := a.queue.Stats()
-			if st.Pending == 0 || (!untilEmpty && st.InFlight == 0) {
-				p.sendCancel()
-			}
+		case <-drained:
+			p.sendCancel()
+			drained = nil
 		case <-timer.C:
 			a.log.Warn("shutdown timeout: the frame in flight is kept for the next run", "timeout", p.cfg.Shutdown.Timeout)
 			p.sendCancel()

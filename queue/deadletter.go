@@ -133,6 +133,7 @@ func (q *Queue) Refused(it Item, answer string) (dead bool, err error) {
 	if q.sp == nil {
 		q.removeLocked(e)
 		q.dropped[ReasonDeadLetter]++
+		q.expireLocked(q.now(), nil) // memory only: no files
 		q.mu.Unlock()
 		q.log.Warn("queue: frame refused by the receiver too often; dropped (no spool to keep it in)",
 			append(attrs, "reason", ReasonDeadLetter)...)
@@ -147,8 +148,11 @@ func (q *Queue) Refused(it Item, answer string) (dead bool, err error) {
 	q.dead.moved++
 	q.dead.count++
 	q.io.Add(1)
+	del := q.expireLocked(q.now(), nil)
+	q.startIOLocked(del)
 	q.mu.Unlock()
 	defer q.io.Done()
+	q.removeFiles(del)
 
 	info := DeadLetter{ID: it.ID, Attempts: e.refusals, LastRefusal: answer, Moved: time.Now()}
 	if err := q.sp.moveDead(name, haveFile, &it.Frame, &info); err != nil {

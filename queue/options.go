@@ -70,7 +70,9 @@ type Options struct {
 	SpoolMaxFrames int
 
 	// MaxAge drops frames older than this (by capture time, at the next
-	// Put, Next or Stats). 0 keeps frames until delivered or pushed out.
+	// Put, Next, Ack, Nack or Refused, or on the queue's timer when
+	// nothing moves; never under the sender while in flight). 0 keeps
+	// frames until delivered or pushed out.
 	// A board without a real-time clock may jump forward when NTP syncs;
 	// frames stamped before the jump then look old.
 	MaxAge time.Duration

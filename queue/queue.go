@@ -17,8 +17,11 @@
 //
 // The queue is bounded by frames, bytes and age, separately for memory and
 // spool. When full it drops by an explicit policy (oldest or newest),
-// sparing GPIO-triggered frames while untriggered ones can go instead.
-// Every drop is logged and counted by reason (see Stats).
+// sparing GPIO-triggered frames while untriggered ones can go instead; one
+// policy serves every path that makes room (policy.go). Frames past their
+// age expire where frames move and on a timer (expiry.go). Every drop is
+// logged and counted by reason (see Stats, which only reads). WaitEmpty
+// blocks until everything queued is gone (wait.go).
 //
 // Producers may call Put concurrently; one consumer calls Next/Ack/Nack.
 package queue
@@ -158,6 +161,7 @@ var (
 // Queue is the store-and-forward queue. Create it with Open.
 type Queue struct {
 	opt      Options
+	pol      policy // which frame goes when full (policy.go)
 	log      *slog.Logger
 	now      func() time.Time
 	sp       *spool // nil: memory only
@@ -173,6 +177,7 @@ type Queue struct {
 	linkUp   bool
 	closed   bool
 	wake     chan struct{} // closed when a waiting Next may proceed
+	changed  chan struct{} // closed when a frame leaves or is settled (wait.go)
 	memN     int
 	memBytes int64
 	spN      int
@@ -183,6 +188,9 @@ type Queue struct {
 	dropLogs                                                       map[string]*dropLog
 
 	dead deadState
+
+	expiry   *time.Timer // expires frames while nothing moves (expiry.go)
+	expiryAt time.Time   // when expiry fires, by q.now; zero: not armed
 }
 
 // Open validates o, opens (and recovers) the spool if one is configured, and
@@ -194,6 +202,7 @@ func Open(o Options) (*Queue, error) {
 	o = o.WithDefaults()
 	q := &Queue{
 		opt:      o,
+		pol:      policy{drop: o.Drop, noPriority: o.NoTriggerPriority},
 		log:      o.Logger,
 		now:      o.Now,
 		run:      1,
@@ -219,6 +228,7 @@ func Open(o Options) (*Queue, error) {
 			return nil, err
 		}
 	}
+	q.expireDue() // recovered frames past MaxAge, and the timer for the rest
 	return q, nil
 }
 
@@ -269,19 +279,9 @@ func (q *Queue) recover() error {
 		return err
 	}
 	// The limits may have been lowered since these files were written.
-	var victims []*entry
-	n, b := q.spN, q.spBytes
-	if n > q.opt.SpoolMaxFrames || b > q.opt.SpoolMaxBytes {
-		q.walkVictims(nil, func(v *entry) bool {
-			victims = append(victims, v)
-			n, b = n-1, b-v.size
-			return n <= q.opt.SpoolMaxFrames && b <= q.opt.SpoolMaxBytes
-		})
-	}
-	for _, v := range victims {
-		q.removeLocked(v)
-		q.dropLocked(v, q.fullReason())
-		if err := q.sp.remove(v.file); err != nil {
+	victims := q.planLocked(need{tiers: tiersSpool}).victims
+	for _, name := range q.evictLocked(victims, nil) {
+		if err := q.sp.remove(name); err != nil {
 			q.spoolErrors++
 			q.log.Error("queue: cannot delete dropped spool file", "err", err)
 		}
@@ -339,6 +339,7 @@ func (q *Queue) Put(f frame.Frame) error {
 		q.items = append(q.items, e)
 		q.enqueued++
 		q.wakeLocked()
+		q.armForLocked(e)
 	}
 	write, name := err == nil && e.writing, e.file
 	if write {
@@ -351,7 +352,7 @@ func (q *Queue) Put(f frame.Frame) error {
 		return err
 	}
 	werr := q.sp.write(name, &f)
-	for werr != nil && isNoSpace(werr) && q.opt.Drop == DropOldest && q.evictForSpace(e) {
+	for werr != nil && isNoSpace(werr) && q.evictForSpace(e) {
 		werr = q.sp.write(name, &f) // the file system is smaller than the spool limits
 	}
 	kept := q.finishWrite(e, name, false, werr)
@@ -377,41 +378,14 @@ func (q *Queue) limitName() string {
 // room. On success e is accounted and, if it goes to the spool, marked
 // writing with its file name set.
 func (q *Queue) placeLocked(e *entry, del *[]string) error {
-	tiers := q.tiersLocked()
-	t, ok := q.roomLocked(tiers, e.size, 0, 0, 0, 0)
-	if !ok {
-		var victims []*entry
-		var dm, ds int
-		var dmb, dsb int64
-		refused := true
-		q.walkVictims(e, func(v *entry) bool {
-			if v == e {
-				return true
-			}
-			if v.out || v.writing {
-				return false
-			}
-			victims = append(victims, v)
-			if v.resident {
-				dm, dmb = dm+1, dmb+v.size
-			}
-			if v.spooled {
-				ds, dsb = ds+1, dsb+v.size
-			}
-			t, ok = q.roomLocked(tiers, e.size, dm, dmb, ds, dsb)
-			refused = !ok
-			return ok
-		})
-		if refused {
-			q.dropLocked(e, q.fullReason())
-			return fmt.Errorf("queue: frame seq %d (%s) refused, queue full under drop policy %q: %w",
-				e.frame.Seq, e.frame.Trigger, q.opt.Drop, ErrDropped)
-		}
-		for _, v := range victims {
-			*del = q.discardLocked(v, q.fullReason(), *del)
-		}
+	pl := q.planLocked(need{cand: e, tiers: q.tiersLocked(), frames: 1, bytes: e.size})
+	if !pl.ok {
+		q.dropLocked(e, q.pol.reason())
+		return fmt.Errorf("queue: frame seq %d (%s) refused, queue full under drop policy %q: %w",
+			e.frame.Seq, e.frame.Trigger, q.opt.Drop, ErrDropped)
 	}
-	if t == tierMemory {
+	*del = q.evictLocked(pl.victims, *del)
+	if pl.tier == tierMemory {
 		q.setResident(e, true)
 		return nil
 	}
@@ -434,140 +408,6 @@ func (q *Queue) tiersLocked() []tier {
 		return tiersLinkUp
 	}
 	return tiersLinkDown
-}
-
-// roomLocked returns the first tier with room for size bytes once the given
-// frames and bytes are freed from memory (dm, dmb) and spool (ds, dsb).
-func (q *Queue) roomLocked(tiers []tier, size int64, dm int, dmb int64, ds int, dsb int64) (tier, bool) {
-	for _, t := range tiers {
-		switch t {
-		case tierMemory:
-			if q.memN-dm+1 <= q.opt.MemoryFrames && q.memBytes-dmb+size <= q.opt.MemoryBytes {
-				return t, true
-			}
-		case tierSpool:
-			if q.spN-ds+1 <= q.opt.SpoolMaxFrames && q.spBytes-dsb+size <= q.opt.SpoolMaxBytes {
-				return t, true
-			}
-		}
-	}
-	return 0, false
-}
-
-// walkVictims visits queued frames in the order the drop policy sacrifices
-// them, until visit returns true: untriggered frames first (unless
-// NoTriggerPriority), oldest or newest first within each class. incoming, if
-// not nil, is a frame not queued yet, visited as the newest; a policy that
-// reaches it refuses it.
-func (q *Queue) walkVictims(incoming *entry, visit func(*entry) bool) {
-	queued := incoming == nil
-	classes := []bool{false, true}
-	if q.opt.NoTriggerPriority {
-		classes = classes[:1]
-	}
-	for _, triggered := range classes {
-		match := func(e *entry) bool { return q.opt.NoTriggerPriority || e.triggered == triggered }
-		if q.opt.Drop == DropNewest {
-			if !queued && match(incoming) && visit(incoming) {
-				return
-			}
-			for i := len(q.items) - 1; i >= 0; i-- {
-				if e := q.items[i]; match(e) && visit(e) {
-					return
-				}
-			}
-			continue
-		}
-		for _, e := range q.items {
-			if match(e) && visit(e) {
-				return
-			}
-		}
-		if !queued && match(incoming) && visit(incoming) {
-			return
-		}
-	}
-}
-
-func (q *Queue) fullReason() string {
-	if q.opt.Drop == DropNewest {
-		return ReasonFullNewest
-	}
-	return ReasonFullOldest
-}
-
-func (q *Queue) expired(t, now time.Time) bool {
-	return q.opt.MaxAge > 0 && now.Sub(t) > q.opt.MaxAge
-}
-
-// expireLocked drops frames older than MaxAge that are not in flight or
-// being written, appending files to delete to del.
-func (q *Queue) expireLocked(now time.Time, del []string) []string {
-	if q.opt.MaxAge <= 0 {
-		return del
-	}
-	keep := q.items[:0]
-	for _, e := range q.items {
-		if e.out || e.writing || !q.expired(e.frame.Time, now) {
-			keep = append(keep, e)
-			continue
-		}
-		if e.spooled {
-			del = append(del, e.file)
-		}
-		e.gone = true
-		q.unaccount(e)
-		q.dropLocked(e, ReasonExpired)
-	}
-	clear(q.items[len(keep):])
-	q.items = keep
-	return del
-}
-
-// discardLocked removes e, counts and logs the drop, and appends its file
-// to del if it has one.
-func (q *Queue) discardLocked(e *entry, reason string, del []string) []string {
-	file, spooled := e.file, e.spooled
-	q.removeLocked(e)
-	q.dropLocked(e, reason)
-	if spooled {
-		del = append(del, file)
-	}
-	return del
-}
-
-// dropWarnEvery bounds the warnings about drops: during a long outage
-// without a spool every frame is dropped, and a warning per frame (30 a
-// second) would flood the journal on an SD card. Every drop is still
-// logged: the first of a reason in each period as a warning that also
-// says how many went by since the last one, the others at debug level.
-const dropWarnEvery = 10 * time.Second
-
-// dropLog is the warning schedule of one drop reason.
-type dropLog struct {
-	last       time.Time
-	suppressed uint64 // drops logged at debug level since the last warning
-}
-
-func (q *Queue) dropLocked(e *entry, reason string) {
-	q.dropped[reason]++
-	now := q.now()
-	dl := q.dropLogs[reason]
-	if dl == nil {
-		dl = &dropLog{}
-		q.dropLogs[reason] = dl
-	}
-	level := slog.LevelDebug
-	attrs := []any{"reason", reason, "seq", e.frame.Seq, "trigger", e.frame.Trigger,
-		"source", e.frame.Source, "captured", e.frame.Time, "bytes", e.size, "policy", q.opt.Drop}
-	if dl.last.IsZero() || now.Sub(dl.last) >= dropWarnEvery {
-		level = slog.LevelWarn
-		attrs = append(attrs, "dropped_since_last_warning", dl.suppressed, "total", q.dropped[reason])
-		dl.last, dl.suppressed = now, 0
-	} else {
-		dl.suppressed++
-	}
-	q.log.Log(context.Background(), level, "queue: frame dropped", attrs...)
 }
 
 // removeLocked takes e out of the queue and its accounting.
@@ -594,6 +434,7 @@ func (q *Queue) removeLocked(e *entry) {
 	}
 	e.gone = true
 	q.unaccount(e)
+	q.changedLocked()
 }
 
 func (q *Queue) unaccount(e *entry) {
@@ -707,7 +548,7 @@ func (q *Queue) finishWrite(e *entry, name string, release bool, err error) writ
 					q.removeLocked(e)
 					reason := ReasonSpoolError
 					if isNoSpace(err) {
-						reason = q.fullReason() // a full disk is a full queue
+						reason = q.pol.reason() // a full disk is a full queue
 					}
 					q.dropLocked(e, reason)
 					out = keptDropped
@@ -715,6 +556,7 @@ func (q *Queue) finishWrite(e *entry, name string, release bool, err error) writ
 			}
 		}
 	}
+	q.armForLocked(e) // written, e can expire again
 	q.mu.Unlock()
 	if unlink {
 		if err := q.sp.remove(name); err != nil {
@@ -836,6 +678,7 @@ func (q *Queue) Ack(it Item) error {
 	}
 	q.removeLocked(e)
 	q.delivered++
+	del = q.expireLocked(q.now(), del)
 	q.startIOLocked(del)
 	q.mu.Unlock()
 	q.removeFiles(del)
@@ -862,11 +705,16 @@ func (q *Queue) Nack(it Item) error {
 	e.out = false
 	q.retried++
 	q.wakeLocked()
+	q.changedLocked()
+	// Back in the queue, e may expire: now, if it is past MaxAge already.
+	del := q.expireLocked(q.now(), nil)
+	q.startIOLocked(del)
 	var jobs []writeJob
-	if !q.linkUp {
+	if !q.linkUp && !e.gone {
 		jobs = q.spillLocked(e)
 	}
 	q.mu.Unlock()
+	q.removeFiles(del)
 	q.runJobs(jobs, true)
 	return nil
 }
@@ -909,7 +757,7 @@ func (q *Queue) spillLocked(only *entry) []writeJob {
 		if (only != nil && e != only) || (only == nil && e.out) || !e.resident || e.spooled || e.writing {
 			continue
 		}
-		if _, ok := q.roomLocked(tiersSpool, e.size, 0, 0, 0, 0); !ok {
+		if _, ok := q.roomLocked(tiersSpool, 1, e.size, 0, 0, 0, 0); !ok {
 			continue
 		}
 		jobs = append(jobs, q.startWriteLocked(e))
@@ -946,6 +794,8 @@ func (q *Queue) Close() error {
 	}
 	q.closed = true
 	q.wakeLocked()
+	q.changedLocked()
+	q.stopExpiryLocked()
 	q.mu.Unlock()
 	q.io.Wait() // no writer or deleter runs after this; Next's reads do not modify
 
@@ -964,8 +814,7 @@ func (q *Queue) Close() error {
 				continue
 			}
 			var del []string
-			_, ok := q.roomLocked(tiersSpool, e.size, 0, 0, 0, 0)
-			ok = ok || q.makeSpoolRoomLocked(e, &del)
+			ok := q.spoolAtCloseLocked(e, &del)
 			var j writeJob
 			if ok {
 				j = q.startWriteLocked(e)
@@ -1005,47 +854,25 @@ func (q *Queue) Close() error {
 	return errors.Join(errs...)
 }
 
-// makeSpoolRoomLocked applies the drop policy to fit e (already queued, in
-// memory) into the spool at Close. It reports false when e itself is
-// dropped.
-func (q *Queue) makeSpoolRoomLocked(e *entry, del *[]string) bool {
-	var victims []*entry
-	var ds int
-	var dsb int64
-	fits := false
-	q.walkVictims(nil, func(v *entry) bool {
-		if v == e {
-			return true // e is queued: reaching it means the policy sacrifices it
-		}
-		if v.out || v.writing || !v.spooled {
-			return false
-		}
-		victims = append(victims, v)
-		ds, dsb = ds+1, dsb+v.size
-		_, fits = q.roomLocked(tiersSpool, e.size, 0, 0, ds, dsb)
-		return fits
-	})
-	if !fits {
+// spoolAtCloseLocked makes room in the spool for e (queued, in memory) at
+// Close, by the drop policy. It reports false when e itself is dropped.
+func (q *Queue) spoolAtCloseLocked(e *entry, del *[]string) bool {
+	pl := q.planLocked(need{cand: e, queued: true, tiers: tiersSpool, frames: 1, bytes: e.size})
+	if !pl.ok {
 		q.removeLocked(e)
-		q.dropLocked(e, q.fullReason())
+		q.dropLocked(e, q.pol.reason())
 		return false
 	}
-	for _, v := range victims {
-		*del = q.discardLocked(v, q.fullReason(), *del)
-	}
+	*del = q.evictLocked(pl.victims, *del)
 	return true
 }
 
-// Stats returns a snapshot, dropping expired frames first so that
-// OldestAge respects MaxAge.
+// Stats returns a snapshot. It only reads: expiry happens where frames
+// move and on the queue's timer (expiry.go), so OldestAge may exceed MaxAge
+// for a frame in flight, or for the moment until the timer runs.
 func (q *Queue) Stats() Stats {
 	q.mu.Lock()
 	now := q.now()
-	var del []string
-	if !q.closed {
-		del = q.expireLocked(now, nil)
-		q.startIOLocked(del)
-	}
 	s := Stats{
 		Pending: len(q.items), MemoryFrames: q.memN, MemoryBytes: q.memBytes,
 		SpoolFrames: q.spN, SpoolBytes: q.spBytes,
@@ -1063,6 +890,5 @@ func (q *Queue) Stats() Stats {
 		}
 	}
 	q.mu.Unlock()
-	q.removeFiles(del)
 	return s
 }

@@ -328,6 +328,8 @@ func (c *conn) copyPayload(f io.Writer, req wire.Request, n int64) (string, *fai
 	headN := 0
 	grace := o.rateGrace()
 	var got, nextDeadlineAt int64
+	eu, eager := f.(EagerUpload)
+	eager = eager && eu.Eager()
 	for got < n {
 		want := int(min(int64(len(buf)), n-got))
 		fill := 0
@@ -341,6 +343,9 @@ func (c *conn) copyPayload(f io.Writer, req wire.Request, n int64) (string, *fai
 			fill += k
 			if err != nil && fill < want {
 				return "", c.payloadFailure(err, got+int64(fill), n)
+			}
+			if eager && fill > 0 {
+				break // pass on what arrived now
 			}
 		}
 		chunk := buf[:fill]

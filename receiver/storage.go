@@ -57,6 +57,15 @@ type Upload interface {
 	Close()
 }
 
+// EagerUpload is an Upload that may want the payload's bytes as they
+// arrive, a read at a time, rather than in full copy buffers: the S3 store
+// streams a frame into a PUT already under way. Eager is asked once, after
+// Begin.
+type EagerUpload interface {
+	Upload
+	Eager() bool
+}
+
 // Committed is where a committed frame lives.
 type Committed struct {
 	Path      string // file path, or s3://bucket/key

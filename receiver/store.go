@@ -64,6 +64,10 @@ func fileName(stamp time.Time, seq uint64, ext string) string {
 // dateDir is the per-day folder name of stamp.
 func dateDir(stamp time.Time) string { return stamp.UTC().Format("2006-01-02") }
 
+// ExtFor is the extension (jpg, png, bin) a payload's first 8 bytes (or
+// all of a shorter one) call for: what Upload.Commit is given.
+func ExtFor(head []byte) string { return extFor(head) }
+
 // extFor guesses the file extension from a payload's first bytes.
 func extFor(head []byte) string {
 	switch {

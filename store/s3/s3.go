@@ -99,6 +99,10 @@ type Config struct {
 	Instance string
 	// ProbeEvery is how often an unusable store is probed (default 1 s).
 	ProbeEvery time.Duration
+	// Buffered turns streaming off: every frame is PUT only once all of it
+	// arrived. By default a frame whose checksum the agent announced is
+	// streamed: its PUT starts with its first bytes (see stream.go).
+	Buffered bool
 	// MaxConns sizes the HTTP connection pool (default 256).
 	MaxConns int
 	Logger   *slog.Logger
@@ -112,6 +116,7 @@ type Store struct {
 	instance         string
 	timeout, probeEv time.Duration
 	budget           int64
+	stream           bool // stream frames with an announced checksum (!Config.Buffered)
 	log              *slog.Logger
 
 	inflight atomic.Int64 // bytes of buffers handed out
@@ -135,6 +140,10 @@ type Store struct {
 		conflicts  *metrics.Counter
 		outages    *metrics.Counter
 		putTime    *metrics.PrometheusHistogram
+		streamed   *metrics.Counter
+		// streamFallbacks: streamed PUTs that ended early and were
+		// PUT again from memory.
+		streamFallbacks *metrics.Counter
 	}
 }
 
@@ -243,7 +252,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{
 		c: c, bucket: bucket, prefix: prefix, endpoint: endpoint, instance: cfg.Instance,
-		timeout: cfg.Timeout, probeEv: cfg.ProbeEvery, budget: cfg.MemoryBudget,
+		timeout: cfg.Timeout, probeEv: cfg.ProbeEvery, budget: cfg.MemoryBudget, stream: !cfg.Buffered,
 		log: cfg.Logger, stop: make(chan struct{}),
 	}
 	s.initMetrics()
@@ -302,6 +311,8 @@ func (s *Store) initMetrics() {
 	s.m.conflicts = set.NewCounter("framerecv_store_id_conflicts_total")
 	s.m.outages = set.NewCounter("framerecv_store_outages_total")
 	s.m.putTime = set.NewPrometheusHistogram("framerecv_store_put_seconds")
+	s.m.streamed = set.NewCounter("framerecv_store_streamed_puts_total")
+	s.m.streamFallbacks = set.NewCounter("framerecv_store_stream_fallbacks_total")
 	set.NewGauge("framerecv_store_ready", func() float64 {
 		if s.Ready() == nil {
 			return 1
@@ -507,7 +518,7 @@ func (s *Store) Begin(f receiver.Frame) (receiver.Upload, error) {
 	if buf == nil {
 		buf = make([]byte, 0, size)
 	}
-	return &upload{s: s, f: f, buf: buf, class: class, size: size}, nil
+	return &upload{s: s, f: f, buf: buf, class: class, size: size, eager: s.stream && streamable(f) && f.Size > 0}, nil
 }
 
 // sizeClass rounds small frames up to a power of two so buffers can be
@@ -521,12 +532,14 @@ func sizeClass(n int64) (int, int64) {
 }
 
 type upload struct {
-	s     *Store
-	f     receiver.Frame
-	buf   []byte
-	class int
-	size  int64
-	done  bool
+	s      *Store
+	f      receiver.Frame
+	buf    []byte // the payload so far; cap >= f.Size, so append never moves it
+	class  int
+	size   int64
+	eager  bool       // stream this frame (its checksum is announced)
+	stream *streamPut // the PUT under way for a streamed frame, else nil
+	done   bool
 }
 
 func (u *upload) Write(p []byte) (int, error) {
@@ -534,14 +547,31 @@ func (u *upload) Write(p []byte) (int, error) {
 		return 0, fmt.Errorf("payload longer than the announced %d bytes", u.f.Size)
 	}
 	u.buf = append(u.buf, p...)
+	switch {
+	case u.stream != nil:
+		u.stream.body.arrived(len(u.buf))
+	case u.eager && (len(u.buf) >= 8 || int64(len(u.buf)) == u.f.Size):
+		u.startStream()
+		u.stream.body.arrived(len(u.buf))
+	}
 	return len(p), nil
 }
+
+// Eager asks the receiver for the payload's bytes as they arrive rather
+// than in full copy buffers (receiver.EagerUpload): a streamed frame
+// passes them on to its PUT at once.
+func (u *upload) Eager() bool { return u.eager }
 
 func (u *upload) Close() {
 	if u.done {
 		return
 	}
 	u.done = true
+	if u.stream != nil {
+		// Not committed (or committed: then the PUT is over and this
+		// returns at once). After it, no Read touches the buffer.
+		u.abortStream()
+	}
 	if u.class >= 0 {
 		b := u.buf[:0]
 		u.s.pools[u.class].Put(&b)
@@ -599,10 +629,29 @@ func contentType(ext string) string {
 	return "application/octet-stream"
 }
 
-// Commit PUTs the frame as one object (receiver.Upload).
+// Commit PUTs the frame as one object (receiver.Upload), or, for a
+// streamed frame, completes the PUT already under way.
 func (u *upload) Commit(ext string) (receiver.Committed, error) {
+	if sp := u.stream; sp != nil {
+		if ext == sp.ext {
+			return u.commitStream(ext)
+		}
+		// Cannot happen (the same first bytes decide both), but if it
+		// did the key would be wrong: drop the stream, PUT from memory.
+		u.abortStream()
+		u.stream = nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), u.s.timeout)
+	defer cancel()
+	return u.commitBuffered(ctx, ext)
+}
+
+// putRequest is the frame's key, checksum (as recorded in the metadata)
+// and PUT options. payload is nil when the checksum was announced;
+// otherwise it is the whole frame, and its CRC32C is computed.
+func (u *upload) putRequest(ext string, payload []byte) (key, sum string, opts minio.PutObjectOptions) {
 	s, f := u.s, u.f
-	key, _ := s.Key(f, ext, s.arrival(), s.seq.Add(1))
+	key, _ = s.Key(f, ext, s.arrival(), s.seq.Add(1))
 	meta := map[string]string{
 		"framepush-peer":     f.Peer,
 		"framepush-receiver": s.instance,
@@ -620,7 +669,6 @@ func (u *upload) Commit(ext string) (receiver.Committed, error) {
 	// The checksum header makes the store verify the bytes it got. An
 	// announced checksum was already verified against the payload, so
 	// passing it on checks end to end, from the agent to the disk.
-	var sum string
 	switch {
 	case f.Meta.HasSHA256:
 		meta["x-amz-checksum-sha256"] = base64.StdEncoding.EncodeToString(f.Meta.SHA256[:])
@@ -629,12 +677,12 @@ func (u *upload) Commit(ext string) (receiver.Committed, error) {
 		meta["x-amz-checksum-crc32c"] = crc32cB64(f.Meta.CRC32C)
 		sum = fmt.Sprintf("crc32c:%08x", f.Meta.CRC32C)
 	default:
-		v := crc32.Checksum(u.buf, castagnoli)
+		v := crc32.Checksum(payload, castagnoli)
 		meta["x-amz-checksum-crc32c"] = crc32cB64(v)
 		sum = fmt.Sprintf("crc32c:%08x", v)
 	}
 	meta["framepush-checksum"] = sum
-	opts := minio.PutObjectOptions{
+	opts = minio.PutObjectOptions{
 		ContentType:  contentType(ext),
 		UserMetadata: meta,
 		// One PUT with the size given: never multipart (no parts left
@@ -647,11 +695,23 @@ func (u *upload) Commit(ext string) (receiver.Committed, error) {
 	// The store refuses to overwrite: a resend is a duplicate, never a
 	// second copy, and a key never changes under a reader.
 	opts.SetMatchETagExcept("*")
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
-	defer cancel()
+	return key, sum, opts
+}
+
+// commitBuffered PUTs the frame from memory, now that all of it arrived.
+func (u *upload) commitBuffered(ctx context.Context, ext string) (receiver.Committed, error) {
+	s := u.s
+	key, sum, opts := u.putRequest(ext, u.buf)
 	began := time.Now()
 	_, err := s.c.PutObject(ctx, s.bucket, key, bytes.NewReader(u.buf), int64(len(u.buf)), opts)
 	s.m.putTime.UpdateDuration(began)
+	return u.result(ctx, key, sum, ext, err)
+}
+
+// result turns the PUT's outcome into the frame's: stored, a duplicate or
+// an id conflict (412), or a retryable refusal.
+func (u *upload) result(ctx context.Context, key, sum, ext string, err error) (receiver.Committed, error) {
+	s := u.s
 	path := "s3://" + s.bucket + "/" + key
 	if err == nil {
 		s.m.puts.Inc()

@@ -29,8 +29,11 @@ import (
 // reports frames/s (stop-and-wait senders), win-frames/s (senders with the
 // pipelining window, as agents run by default), plain-frames/s,
 // cond-frames/s and the ratios x-plain, win-x-plain and x-cond (the target
-// is >= 0.9). The timer covers the stop-and-wait framerecv path only; all
-// four run back to back against the same server.
+// is >= 0.9). buf-frames/s and buf-win-frames/s (ratios buf-x-plain,
+// buf-win-x-plain) are a second receiver with streaming off
+// (Config.Buffered): what streaming frames into their PUT gains. The timer
+// covers the stop-and-wait framerecv path only; all six run back to back
+// against the same server.
 func BenchmarkS3(b *testing.B) {
 	for _, size := range []int{64 << 10, 1 << 20} {
 		for _, agents := range []int{1, 8} {
@@ -43,12 +46,15 @@ func BenchmarkS3(b *testing.B) {
 
 func benchS3(b *testing.B, size, agents int) {
 	r := start(b, s3store.Config{Instance: "bench"}, receiver.Options{})
+	// The same receiver with streaming off (Config.Buffered): each frame
+	// PUT only once all of it arrived. What streaming gains.
+	rb := startOn(b, r.gw, s3store.Config{Instance: "bench-buf", Buffered: true}, receiver.Options{})
 	payload := jpeg(1, size)
 	frames := max(b.N, agents)
 
 	// framerecv path: agents senders share the frames; the windowed ones
 	// pipeline (the agent's default), the others wait for each GOT IMAGE.
-	newSenders := func(name string, w sender.Window) []*sender.Sender {
+	newSenders := func(name string, w sender.Window, r *rig) []*sender.Sender {
 		ss := make([]*sender.Sender, agents)
 		for i := range ss {
 			s, err := sender.New(sender.Options{Addresses: []string{r.addr}, Extension: true, Name: fmt.Sprintf("%s-%d", name, i),
@@ -61,8 +67,10 @@ func benchS3(b *testing.B, size, agents int) {
 		}
 		return ss
 	}
-	senders := newSenders("bench", sender.Window{})
-	windowed := newSenders("bench-win", sender.Window{Frames: sender.DefaultWindowFrames})
+	senders := newSenders("bench", sender.Window{}, r)
+	windowed := newSenders("bench-win", sender.Window{Frames: sender.DefaultWindowFrames}, r)
+	bufSenders := newSenders("bench-buf", sender.Window{}, rb)
+	bufWindowed := newSenders("bench-bufwin", sender.Window{Frames: sender.DefaultWindowFrames}, rb)
 
 	c := r.gw.Client(b)
 	sum := crc32.Checksum(payload, crc32.MakeTable(crc32.Castagnoli))
@@ -99,6 +107,28 @@ func benchS3(b *testing.B, size, agents int) {
 		wg.Wait()
 		return time.Since(start)
 	}
+	// windowedRun: one goroutine per windowed sender, as the agent's send loop.
+	windowedRun := func(windowed []*sender.Sender, from, to int64) time.Duration {
+		var wg sync.WaitGroup
+		start := time.Now()
+		for i := range agents { // one goroutine per sender, as the agent's send loop
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				done := func(o sender.Outcome) {
+					if o.Err != nil {
+						b.Error(o.Err)
+					}
+				}
+				for n := from + int64(i); n < to; n += int64(agents) {
+					windowed[i].Submit(context.Background(), newFrame(n), nil, done)
+				}
+				windowed[i].Flush(context.Background(), done)
+			}()
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
 	paths := []struct {
 		name string
 		run  func(from, to int64) time.Duration
@@ -107,27 +137,7 @@ func benchS3(b *testing.B, size, agents int) {
 		{name: "frames/s", run: func(from, to int64) time.Duration {
 			return each(from, to, func(i int, n int64) error { return senders[i].Deliver(context.Background(), newFrame(n)) })
 		}},
-		{name: "win-frames/s", run: func(from, to int64) time.Duration {
-			var wg sync.WaitGroup
-			start := time.Now()
-			for i := range agents { // one goroutine per sender, as the agent's send loop
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					done := func(o sender.Outcome) {
-						if o.Err != nil {
-							b.Error(o.Err)
-						}
-					}
-					for n := from + int64(i); n < to; n += int64(agents) {
-						windowed[i].Submit(context.Background(), newFrame(n), nil, done)
-					}
-					windowed[i].Flush(context.Background(), done)
-				}()
-			}
-			wg.Wait()
-			return time.Since(start)
-		}},
+		{name: "win-frames/s", run: func(from, to int64) time.Duration { return windowedRun(windowed, from, to) }},
 		{name: "plain-frames/s", run: func(from, to int64) time.Duration {
 			return each(from, to, func(i int, n int64) error {
 				_, err := c.PutObject(context.Background(), bucket, plainKey("plain", base, i, n), bytes.NewReader(payload), int64(size), opts)
@@ -140,6 +150,10 @@ func benchS3(b *testing.B, size, agents int) {
 				return err
 			})
 		}},
+		{name: "buf-frames/s", run: func(from, to int64) time.Duration {
+			return each(from, to, func(i int, n int64) error { return bufSenders[i].Deliver(context.Background(), newFrame(n)) })
+		}},
+		{name: "buf-win-frames/s", run: func(from, to int64) time.Duration { return windowedRun(bufWindowed, from, to) }},
 	}
 	// Interleaved batches: drift (the bucket filling up, the machine's
 	// other load) reaches every path alike, so the ratios compare like
@@ -167,6 +181,8 @@ func benchS3(b *testing.B, size, agents int) {
 	b.ReportMetric(fps(0)/fps(2), "x-plain")
 	b.ReportMetric(fps(1)/fps(2), "win-x-plain")
 	b.ReportMetric(fps(0)/fps(3), "x-cond")
+	b.ReportMetric(fps(4)/fps(2), "buf-x-plain")
+	b.ReportMetric(fps(5)/fps(2), "buf-win-x-plain")
 }
 
 // plainKey has the depth of framerecv's keys (prefix/name/date/hour/id),

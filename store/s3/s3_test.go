@@ -60,8 +60,15 @@ func newStore(t testing.TB, gw *s3test.Server, cfg s3store.Config) (*s3store.Sto
 // front, all on loopback.
 func start(t testing.TB, cfg s3store.Config, opt receiver.Options) *rig {
 	t.Helper()
-	r := &rig{gw: s3test.Start(t), logs: &testutil.Buffer{}}
-	r.gw.MakeBucket(t, bucket)
+	gw := s3test.Start(t)
+	gw.MakeBucket(t, bucket)
+	return startOn(t, gw, cfg, opt)
+}
+
+// startOn runs a Store and a receiver on gw, whose bucket exists.
+func startOn(t testing.TB, gw *s3test.Server, cfg s3store.Config, opt receiver.Options) *rig {
+	t.Helper()
+	r := &rig{gw: gw, logs: &testutil.Buffer{}}
 	level := slog.LevelDebug
 	if _, bench := t.(*testing.B); bench {
 		level = slog.LevelInfo // per-frame lines would cost the benchmark CPU

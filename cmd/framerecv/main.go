@@ -136,6 +136,7 @@ type settings struct {
 	s3Endpoint, s3Instance, s3CA      string
 	s3Timeout                         time.Duration
 	s3Memory                          int64
+	s3Buffered                        bool
 	fsync                             bool
 	maxFrame, minRate, minFree        int64
 	maxConns, maxConnsPerPeer         int
@@ -163,8 +164,9 @@ func parseFlags(args []string, stdout io.Writer) (*settings, error) {
 	fs.StringVar(&s.dir, "dir", "./frames", "`DIR` frames are stored under (created if missing); same as --store DIR")
 	fs.StringVar(&s.store, "store", "", "`DIR|s3://BUCKET[/PREFIX]` where frames go: a folder, or an S3 bucket and key prefix (default: --dir)")
 	fs.StringVar(&s.s3Endpoint, "s3-endpoint", "", "S3 endpoint `URL` for --store s3://..., e.g. http://127.0.0.1:9000 (omit for AWS S3); https is verified")
-	fs.DurationVar(&s.s3Timeout, "s3-timeout", s3store.DefaultTimeout, "bound on one PUT: keep it below the agents' server.answer_timeout (10s)")
-	fs.Var(sizeFlag{&s.s3Memory}, "s3-memory", "memory budget in `BYTES` for frames in flight to S3 (at least --max-frame-size; nothing spills to disk); when full, new frames get ERR busy before GOT SIZE")
+	fs.DurationVar(&s.s3Timeout, "s3-timeout", s3store.DefaultTimeout, "bound on one PUT once the frame's last byte arrived (a streamed PUT already runs while it arrives): keep it below the agents' server.answer_timeout (10s)")
+	fs.Var(sizeFlag{&s.s3Memory}, "s3-memory", "memory budget in `BYTES` for frames in flight to S3: each holds its whole payload until its PUT returned, streamed or not (at least --max-frame-size; nothing spills to disk); when full, new frames get ERR busy before GOT SIZE")
+	fs.BoolVar(&s.s3Buffered, "s3-buffered", false, "PUT each frame only once all of it arrived; by default a frame whose checksum the agent announced\n(server.checksum) streams into its PUT while it arrives, which overlaps the two")
 	fs.StringVar(&s.s3Instance, "s3-instance", "", "this receiver's `NAME` in object metadata and in keys of frames without id (default: host name + random suffix)")
 	fs.StringVar(&s.s3CA, "s3-ca", "", "PEM `FILE` of extra CAs for verifying the store's TLS certificate")
 	fs.BoolVar(&s.fsync, "fsync", true, "fsync each frame and its folder before GOT IMAGE; --fsync=false is faster but UNSAFE:\nan acknowledged frame can be lost on power loss")
@@ -310,7 +312,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		st, err := s3store.New(ctx, s3store.Config{
 			URL: s.store, Endpoint: s.s3Endpoint, CAFile: s.s3CA, Timeout: s.s3Timeout,
 			MemoryBudget: s.s3Memory, MaxFrameSize: s.maxFrame, Instance: s.s3Instance,
-			MaxConns: s.maxConns, Logger: log,
+			MaxConns: s.maxConns, Logger: log, Buffered: s.s3Buffered,
 		})
 		if err != nil {
 			log.Error("cannot start: object store check failed", "store", s.store, "error", err)
@@ -322,7 +324,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				"s3_timeout", s.s3Timeout)
 		}
 		log.Info("object store ready", "store", st.String(), "instance", st.Instance(),
-			"put_timeout", s.s3Timeout, "memory_budget", s.s3Memory)
+			"put_timeout", s.s3Timeout, "memory_budget", s.s3Memory, "streaming", !s.s3Buffered)
 		store = st
 	}
 	vw, err := s.view.start(s.httpAddr != "", log)

@@ -18,7 +18,12 @@
 // which never collides across instances (the instance name carries a random
 // part drawn at start).
 //
-// Memory: a frame is held in memory from GOT SIZE until its PUT returned,
+// A frame whose checksum the agent announced is streamed: its PUT starts
+// with its first bytes and the payload flows into it as it arrives, the
+// last byte held back until the receiver verified the frame (stream.go).
+//
+// Memory: a frame is held in memory from GOT SIZE until its PUT returned
+// (streamed or not),
 // under one budget for the whole process (Config.MemoryBudget); when it is
 // full, new frames are refused with "ERR busy" before GOT SIZE. Nothing
 // spills to a local file: the receiver stays stateless, and the budget must

@@ -23,9 +23,9 @@
 // last byte held back until the receiver verified the frame (stream.go).
 //
 // Memory: a frame is held in memory from GOT SIZE until its PUT returned
-// (streamed or not),
-// under one budget for the whole process (Config.MemoryBudget); when it is
-// full, new frames are refused with "ERR busy" before GOT SIZE. Nothing
+// (streamed or not), under one budget for the whole process
+// (Config.MemoryBudget); when it is full, new frames are refused with
+// "ERR busy" before GOT SIZE. Nothing
 // spills to a local file: the receiver stays stateless, and the budget must
 // be at least the largest frame accepted.
 package s3

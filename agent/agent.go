@@ -57,6 +57,15 @@ type Options struct {
 	// StatusEvery is the period of the info-level status line; 0 means
 	// 10 minutes, negative turns it off.
 	StatusEvery time.Duration
+	// NewSource builds a pipeline's source and trigger for cfg (at start
+	// and at each reload that rebuilds the pipeline); log is the agent's
+	// logger. Nil means BuildSource (build.go): the configured device in a
+	// capture.Reopener and the configured trigger.
+	NewSource func(cfg config.Config, log *slog.Logger) (Source, capture.Trigger, error)
+	// NewTransport builds a pipeline's link to the receivers for cfg. Nil
+	// means BuildTransport (build.go): a *sender.Sender. A Transport that
+	// is also a WindowTransport reporting Windowed pipelines.
+	NewTransport func(cfg config.Config, log *slog.Logger) (Transport, error)
 	// GovernMemory lets the agent set the process's soft memory limit (see
 	// memory.go). It is process-wide, so only a program that runs one
 	// agent and little else (framepush run) should turn it on.
@@ -106,6 +115,12 @@ func New(cfg config.Config, opts Options) (*Agent, error) {
 	}
 	if opts.Notify == nil {
 		opts.Notify = func(state string) { daemon.SdNotify(false, state) }
+	}
+	if opts.NewSource == nil {
+		opts.NewSource = BuildSource
+	}
+	if opts.NewTransport == nil {
+		opts.NewTransport = BuildTransport
 	}
 	if opts.StatusEvery == 0 {
 		opts.StatusEvery = 10 * time.Minute

@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -11,19 +10,31 @@ import (
 	"framepush/config"
 	"framepush/frame"
 	"framepush/queue"
-	"framepush/sender"
 )
 
 // This file is the pipeline a reload replaces: start builds and starts
 // one (capture and send goroutines), captureLoop feeds the queue, stop
 // retires it.
 
+// Source is a pipeline's frame source as the agent drives it: a
+// capture.Source that reopens itself when its device is lost (the one
+// restarter) and reports its state for health. *capture.Reopener is the
+// one in use; capture.NewReopener makes one of any capture.Source.
+type Source interface {
+	capture.Source
+	// Open opens the device now rather than at the first Capture; an
+	// error wrapping capture.ErrGaveUp means it will never come back.
+	Open(ctx context.Context) error
+	// Stats reports the device's state: up, down since, reopens.
+	Stats() capture.ReopenStats
+}
+
 // pipeline is the part of the agent a reload replaces: source, trigger,
 // sender and the two goroutines driving them. The queue outlives it, so a
 // reload loses nothing.
 type pipeline struct {
 	cfg  config.Config
-	src  *capture.Reopener
+	src  Source
 	trig capture.Trigger
 	tx   Transport
 
@@ -40,29 +51,18 @@ type pipeline struct {
 	progress  atomic.Int64 // unix nanos of the last capture-side progress (frame, reopen, failure)
 }
 
-// start builds and starts a pipeline for cfg.
+// start builds and starts a pipeline for cfg, with the parts the
+// Options' factories make (build.go's by default).
 func (a *Agent) start(cfg config.Config) (*pipeline, error) {
-	log := a.log
-	src, err := NewSource(cfg.Source, log.With("part", "source"))
+	src, trig, err := a.opts.NewSource(cfg, a.log)
 	if err != nil {
-		return nil, fmt.Errorf("source: %w", err)
+		return nil, err
 	}
-	trig, err := NewTrigger(cfg.Trigger, log.With("part", "trigger"))
-	if err != nil {
-		src.Close()
-		return nil, fmt.Errorf("trigger: %w", err)
-	}
-	so, err := SenderOptions(cfg.Server, cfg.Name, log.With("part", "sender"))
+	tx, err := a.opts.NewTransport(cfg, a.log)
 	if err != nil {
 		src.Close()
 		trig.Close()
 		return nil, err
-	}
-	tx, err := sender.New(so)
-	if err != nil {
-		src.Close()
-		trig.Close()
-		return nil, configError{err} // only bad options fail New; its errors say "sender: ..." already
 	}
 	p := &pipeline{cfg: cfg, src: src, trig: trig, tx: tx,
 		captureDone: make(chan error, 1), sendDone: make(chan struct{}), drain: make(chan struct{})}

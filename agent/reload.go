@@ -3,6 +3,8 @@ package agent
 import (
 	"fmt"
 	"reflect"
+
+	"framepush/config"
 )
 
 // This file is the reload: what may change while running, and the
@@ -30,22 +32,12 @@ func (a *Agent) reload() error {
 	old := a.cfg
 	a.mu.Unlock()
 	nc := l.Config
-	var fixed []string
-	if !reflect.DeepEqual(old.Queue, nc.Queue) {
-		fixed = append(fixed, "queue")
-	}
-	if !reflect.DeepEqual(old.HTTP, nc.HTTP) {
-		fixed = append(fixed, "http")
-	}
-	if !reflect.DeepEqual(old.Log, nc.Log) {
-		fixed = append(fixed, "log")
-	}
-	if len(fixed) > 0 {
+	if fixed := fixedSectionsChanged(old, nc); len(fixed) > 0 {
 		a.metrics.reloadFails.Inc()
 		a.log.Error("reload refused: these sections cannot change while running; restart the agent (systemctl restart framepush) to apply them", "sections", fixed)
 		return nil
 	}
-	if reflect.DeepEqual(old, nc) {
+	if unchanged(old, nc) {
 		a.log.Info("reload: configuration unchanged")
 		a.metrics.reloads.Inc()
 		return nil
@@ -89,4 +81,38 @@ func (a *Agent) retire(p *pipeline) {
 		a.pipe = nil
 	}
 	a.mu.Unlock()
+}
+
+// The reload rules. The queue (opened once, with the spool it recovered),
+// the HTTP listener and the logger live as long as the process: their
+// sections are fixed, and a reload that changes one is refused whole. Every
+// other section (name, source, trigger, server, shutdown) belongs to the
+// pipeline, which a reload rebuilds when anything in the file changed.
+
+// fixedSectionsChanged names the fixed sections that differ between old
+// and nc, in the order the refusal lists them. The sections are plain
+// values compared with ==: a slice, map or pointer added to one of them
+// stops this from compiling, rather than being compared by address.
+func fixedSectionsChanged(old, nc config.Config) []string {
+	var fixed []string
+	if old.Queue != nc.Queue {
+		fixed = append(fixed, "queue")
+	}
+	if old.HTTP != nc.HTTP {
+		fixed = append(fixed, "http")
+	}
+	if old.Log != nc.Log {
+		fixed = append(fixed, "log")
+	}
+	return fixed
+}
+
+// unchanged reports whether a reload would change nothing, in which case
+// the pipeline is left running. The pipeline sections hold slices (server
+// addresses, the command's argv), a map (camera controls) and a pointer
+// (the GPIO offset), so they are compared by content, field by field,
+// with reflect.DeepEqual: a field added to the configuration later is
+// compared without anyone having to remember it here.
+func unchanged(old, nc config.Config) bool {
+	return reflect.DeepEqual(old, nc)
 }

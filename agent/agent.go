@@ -20,7 +20,8 @@
 // (start, the capture loop, stop), send.go and sendwindow.go (the send
 // loops and settle), reload.go, health.go (watchdog check, Snapshot,
 // Health, status line), build.go (configuration into parts), metrics.go,
-// snapshot.go (/snapshot.jpg, /stream.mjpg), memory.go, check.go.
+// snapshot.go (/snapshot.jpg, /stream.mjpg), memory.go, check.go,
+// refusals.go.
 package agent
 
 import (

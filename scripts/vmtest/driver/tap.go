@@ -223,6 +223,8 @@ func (s *wireState) parse(settled bool) {
 var (
 	gotSize  = []byte(wire.GotSize)
 	gotImage = []byte(wire.GotImage)
+	// windowAck starts the receiver's pipelining grant, "WINDOW <n>\n".
+	windowAck = []byte("WINDOW ")
 )
 
 func (s *wireState) answers(p []byte) {
@@ -235,6 +237,20 @@ func (s *wireState) answers(p []byte) {
 		switch {
 		case len(s.ans) == 0:
 			return
+		case bytes.HasPrefix(s.ans, windowAck):
+			// The pipelining grant before GOT SIZE (docs/PROTOCOL.md,
+			// "Pipelining"): frames then follow without waiting, their
+			// SIZE lines terminated, so parse needs no settling for them.
+			_, n, err := wire.ParseWindowAck(s.ans, false)
+			if errors.Is(err, wire.ErrIncomplete) {
+				return
+			}
+			if err != nil {
+				s.tap.problem(fmt.Sprintf("receiver sent a bad window grant: %v", err))
+				s.ans = s.ans[:0]
+				return
+			}
+			s.ans = s.ans[n:]
 		case bytes.HasPrefix(s.ans, gotSize):
 			s.ans = s.ans[len(gotSize):]
 			s.parse(true)
@@ -262,7 +278,7 @@ func (s *wireState) answers(p []byte) {
 				s.tap.acked(f)
 			}
 			s.tap.problem("receiver answered " + line)
-		case bytes.HasPrefix(gotSize, s.ans), bytes.HasPrefix(gotImage, s.ans), bytes.HasPrefix([]byte("ERR "), s.ans):
+		case bytes.HasPrefix(gotSize, s.ans), bytes.HasPrefix(gotImage, s.ans), bytes.HasPrefix([]byte("ERR "), s.ans), bytes.HasPrefix(windowAck, s.ans):
 			return // the rest of an answer is still coming
 		default:
 			s.tap.problem(fmt.Sprintf("receiver sent unexpected bytes %q", s.ans[:min(len(s.ans), 40)]))

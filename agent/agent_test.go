@@ -114,51 +114,48 @@ func (r *running) stop(t *testing.T) error {
 	}
 }
 
-// checkFrames asserts that the stored frames are decodable JPEGs of the
-// configured size with strictly increasing ids and capture times.
-func checkFrames(t *testing.T, st []receiver.Stored, w, h int) {
+// checkFrames asserts that the stored frames (storedFrames of a loopback
+// receiver, or a memRecv's) are decodable JPEGs of the configured size
+// with strictly increasing ids and capture times.
+func checkFrames(t *testing.T, st []delivered, w, h int) {
 	t.Helper()
 	var lastID uint64
 	var lastRun string
 	var lastTime time.Time
 	for i, s := range st {
-		data, err := os.ReadFile(s.Path)
+		img, err := jpeg.Decode(bytes.NewReader(s.Data))
 		if err != nil {
-			t.Fatal(err)
-		}
-		img, err := jpeg.Decode(bytes.NewReader(data))
-		if err != nil {
-			t.Fatalf("frame %d (%s) does not decode: %v", i, s.Path, err)
+			t.Fatalf("frame %d (%s) does not decode: %v", i, s.ID, err)
 		}
 		if b := img.Bounds(); b.Dx() != w || b.Dy() != h {
 			t.Fatalf("frame %d is %dx%d, want %dx%d", i, b.Dx(), b.Dy(), w, h)
 		}
-		if s.Meta.Name != "agent-test" {
-			t.Fatalf("frame %d name %q", i, s.Meta.Name)
+		if s.Name != "agent-test" {
+			t.Fatalf("frame %d name %q", i, s.Name)
 		}
-		run, seq, ok := strings.Cut(s.Meta.ID, "-")
+		run, seq, ok := strings.Cut(s.ID, "-")
 		id, perr := strconv.ParseUint(seq, 10, 64)
 		if !ok || perr != nil || !wire.ValidToken(run) || strings.Contains(run, "-") {
-			t.Fatalf("frame %d id %q is not <run>-<seq>", i, s.Meta.ID)
+			t.Fatalf("frame %d id %q is not <run>-<seq>", i, s.ID)
 		}
 		if i > 0 && run != lastRun {
-			t.Fatalf("frame %d id %q: run changed from %q within one run", i, s.Meta.ID, lastRun)
+			t.Fatalf("frame %d id %q: run changed from %q within one run", i, s.ID, lastRun)
 		}
 		lastRun = run
 		if id <= lastID && i > 0 {
 			t.Fatalf("frame %d id %d after %d: not in capture order", i, id, lastID)
 		}
-		if !s.Meta.Time.After(lastTime) && i > 0 {
-			t.Fatalf("frame %d capture time %v not after %v", i, s.Meta.Time, lastTime)
+		if !s.Time.After(lastTime) && i > 0 {
+			t.Fatalf("frame %d capture time %v not after %v", i, s.Time, lastTime)
 		}
-		lastID, lastTime = id, s.Meta.Time
+		lastID, lastTime = id, s.Time
 	}
 }
 
 func TestDeliversEveryCapturedFrame(t *testing.T) {
-	rv := startRecv(t, "127.0.0.1:0", nil)
+	rv := newMemRecv("127.0.0.1:1")
 	c := testConfig(rv.Addr)
-	r, _ := startAgent(t, c, Options{})
+	r, _ := startAgent(t, c, rv.options(Options{}))
 	testutil.WaitFor(t, "20 frames at the receiver", 30*time.Second, func() bool { return len(rv.Frames()) >= 20 })
 	if err := r.stop(t); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -175,18 +172,19 @@ func TestDeliversEveryCapturedFrame(t *testing.T) {
 }
 
 func TestOutageSpoolsThenDeliversInOrder(t *testing.T) {
-	addr := freeAddr(t)
-	c := testConfig(addr)
+	rv := newMemRecv("127.0.0.1:1")
+	rv.setDown(true)
+	c := testConfig(rv.Addr)
 	c.Queue.SpoolDir = t.TempDir()
 	c.Queue.MemoryFrames = 4
-	r, logs := startAgent(t, c, Options{})
+	r, logs := startAgent(t, c, rv.options(Options{}))
 	testutil.WaitFor(t, "frames spooled while the receiver is down", 30*time.Second, func() bool {
 		return r.a.queue.Stats().SpoolFrames >= 10
 	})
 	if !strings.Contains(logs.String(), "cannot deliver frames") {
 		t.Errorf("no warning about the outage in the log:\n%s", logs.String())
 	}
-	rv := startRecv(t, addr, nil)
+	rv.setDown(false)
 	testutil.WaitFor(t, "the backlog to drain", 60*time.Second, func() bool {
 		return len(rv.Frames()) >= 30 && r.a.queue.Stats().Pending < 3
 	})
@@ -233,14 +231,15 @@ func TestStopWithLinkDownSpoolsAndNextRunDelivers(t *testing.T) {
 	if uint64(len(st)) != first {
 		t.Fatalf("first run captured %d, receiver got %d", first, len(st))
 	}
-	checkFrames(t, st, 160, 120)
+	checkFrames(t, storedFrames(t, st), 160, 120)
 }
 
 func TestPermanentRejectionIsDroppedAndCounted(t *testing.T) {
-	rv := startRecv(t, "127.0.0.1:0", func(o *receiver.Options) { o.MaxFrameSize = 100 })
+	rv := newMemRecv("127.0.0.1:1")
+	rv.refuse = refuseOver(100)
 	c := testConfig(rv.Addr)
 	c.Trigger.FPS = 10
-	r, logs := startAgent(t, c, Options{})
+	r, logs := startAgent(t, c, rv.options(Options{}))
 	testutil.WaitFor(t, "rejections", 30*time.Second, func() bool { return r.a.metrics.rejected.Get() >= 3 })
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
@@ -257,12 +256,12 @@ func TestPermanentRejectionIsDroppedAndCounted(t *testing.T) {
 }
 
 func TestHealthzAndMetrics(t *testing.T) {
-	rv := startRecv(t, "127.0.0.1:0", nil)
+	rv := newMemRecv("127.0.0.1:1")
 	c := testConfig(rv.Addr)
 	c.HTTP.Listen = "127.0.0.1:0"
 	c.HTTP.HealthyWithin = time.Second
 	c.Queue.MemoryFrames = 1000
-	r, _ := startAgent(t, c, Options{})
+	r, _ := startAgent(t, c, rv.options(Options{}))
 	base := "http://" + r.a.Addr().String()
 	testutil.WaitFor(t, "frames", 30*time.Second, func() bool { return len(rv.Frames()) >= 5 })
 
@@ -288,7 +287,7 @@ func TestHealthzAndMetrics(t *testing.T) {
 
 	// The receiver goes away: frames pile up, and /healthz says so once
 	// nothing was delivered for healthy_within.
-	rv.Stop()
+	rv.setDown(true)
 	testutil.WaitFor(t, "/healthz to turn unhealthy", 30*time.Second, func() bool {
 		code, _ := get(t, base+"/healthz")
 		return code == http.StatusServiceUnavailable
@@ -311,7 +310,8 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestReload(t *testing.T) {
-	rv := startRecv(t, "127.0.0.1:0", nil)
+	rv, rv2 := newMemRecv("127.0.0.1:1"), newMemRecv("127.0.0.1:2")
+	byAddr := map[string]*memRecv{rv.Addr: rv, rv2.Addr: rv2}
 	c := testConfig(rv.Addr)
 	c.Trigger.FPS = 20
 	var mu sync.Mutex
@@ -325,12 +325,14 @@ func TestReload(t *testing.T) {
 		}
 		return &config.Loaded{Config: next}, nil
 	}
-	r, logs := startAgent(t, c, Options{Reload: reload})
+	transport := func(cfg config.Config, log *slog.Logger) (Transport, error) {
+		return byAddr[cfg.Server.Addresses[0]].transport(cfg, log)
+	}
+	r, logs := startAgent(t, c, Options{Reload: reload, NewTransport: transport})
 	testutil.WaitFor(t, "frames", 30*time.Second, func() bool { return len(rv.Frames()) >= 3 })
 
 	// A different receiver and a different name: the pipeline is rebuilt
 	// and frames go to the new place, nothing lost on the way.
-	rv2 := startRecv(t, "127.0.0.1:0", nil)
 	mu.Lock()
 	next.Server.Addresses = []string{rv2.Addr}
 	mu.Unlock()
@@ -368,11 +370,11 @@ func TestReload(t *testing.T) {
 }
 
 func TestNotifiesSystemd(t *testing.T) {
-	rv := startRecv(t, "127.0.0.1:0", nil)
+	rv := newMemRecv("127.0.0.1:1")
 	var mu sync.Mutex
 	var states []string
 	notify := func(s string) { mu.Lock(); states = append(states, s); mu.Unlock() }
-	r, _ := startAgent(t, testConfig(rv.Addr), Options{Notify: notify, Watchdog: 30 * time.Millisecond})
+	r, _ := startAgent(t, testConfig(rv.Addr), rv.options(Options{Notify: notify, Watchdog: 30 * time.Millisecond}))
 	testutil.WaitFor(t, "watchdog pings", 30*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -472,10 +474,11 @@ func TestMemoryGovernorFollowsTheQueue(t *testing.T) {
 	if os.Getenv("GOMEMLIMIT") != "" || os.Getenv("GOGC") != "" {
 		t.Skip("GOMEMLIMIT or GOGC set: the governor stays off by design")
 	}
-	addr := freeAddr(t) // nobody listens: frames stay in RAM
-	c := testConfig(addr)
+	rv := newMemRecv("127.0.0.1:1")
+	rv.setDown(true) // nobody answers: frames stay in RAM
+	c := testConfig(rv.Addr)
 	c.Queue.MemoryFrames = 1000
-	r, _ := startAgent(t, c, Options{GovernMemory: true})
+	r, _ := startAgent(t, c, rv.options(Options{GovernMemory: true}))
 	base := memoryBase(c.Source.Width, c.Source.Height)
 	testutil.WaitFor(t, "the limit to follow the queued bytes", 30*time.Second, func() bool {
 		mem := r.a.queue.Stats().MemoryBytes
@@ -490,11 +493,12 @@ func TestMemoryGovernorFollowsTheQueue(t *testing.T) {
 // With an event trigger the camera is opened at start, so a wrong device
 // is reported before the first event.
 func TestCameraOpenedAtStartWithEventTrigger(t *testing.T) {
-	c := testConfig(freeAddr(t))
+	rv := newMemRecv("127.0.0.1:1")
+	c := testConfig(rv.Addr)
 	c.Trigger.Type = "signal"
 	c.Source.Type = "dir"
 	c.Source.Dir = filepath.Join(t.TempDir(), "missing")
-	r, logs := startAgent(t, c, Options{})
+	r, logs := startAgent(t, c, rv.options(Options{}))
 	testutil.WaitFor(t, "the open failure in the log", 30*time.Second, func() bool {
 		return strings.Contains(logs.String(), "capture device open failed") && strings.Contains(logs.String(), "missing")
 	})

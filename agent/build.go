@@ -24,6 +24,36 @@ import (
 // Each function does no I/O beyond what opening the part requires, so a
 // reload can build the new parts before it retires the old ones.
 
+// BuildSource is the default Options.NewSource: the configured source
+// (NewSource) and trigger (NewTrigger), with their errors prefixed by the
+// section at fault.
+func BuildSource(cfg config.Config, log *slog.Logger) (Source, capture.Trigger, error) {
+	src, err := NewSource(cfg.Source, log.With("part", "source"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("source: %w", err)
+	}
+	trig, err := NewTrigger(cfg.Trigger, log.With("part", "trigger"))
+	if err != nil {
+		src.Close()
+		return nil, nil, fmt.Errorf("trigger: %w", err)
+	}
+	return src, trig, nil
+}
+
+// BuildTransport is the default Options.NewTransport: a *sender.Sender for
+// the server section. It opens no connection; the first frame does.
+func BuildTransport(cfg config.Config, log *slog.Logger) (Transport, error) {
+	so, err := SenderOptions(cfg.Server, cfg.Name, log.With("part", "sender"))
+	if err != nil {
+		return nil, err
+	}
+	tx, err := sender.New(so)
+	if err != nil {
+		return nil, configError{err} // only bad options fail New; its errors say "sender: ..." already
+	}
+	return tx, nil
+}
+
 // NewSource returns the configured frame source wrapped in a Reopener, so
 // that a lost camera or a dead child process is closed once, backed off
 // and reopened, and the agent exits after source.reopen.give_up.

@@ -9,7 +9,6 @@ import (
 	"framepush/internal/testutil"
 	"framepush/internal/testutil/refuser"
 	"framepush/queue"
-	"framepush/receiver"
 	"framepush/wire"
 )
 
@@ -124,12 +123,13 @@ func TestIDsUniqueAcrossAgentRestarts(t *testing.T) {
 // With every frame refused for good, /healthz stayed 200 healthy:true
 // while all frames were dropped, and each refusal logged two warnings.
 func TestHealthReportsALinkThatDeliversNothing(t *testing.T) {
-	rv := startRecv(t, "127.0.0.1:0", func(o *receiver.Options) { o.MaxFrameSize = 100 })
+	rv := newMemRecv("127.0.0.1:1")
+	rv.refuse = refuseOver(100)
 	c := testConfig(rv.Addr)
 	c.Trigger.FPS = 20
 	c.HTTP.Listen = "127.0.0.1:0"
 	c.HTTP.HealthyWithin = time.Second
-	r, logs := startAgent(t, c, Options{})
+	r, logs := startAgent(t, c, rv.options(Options{}))
 	base := "http://" + r.a.Addr().String()
 	testutil.WaitFor(t, "/healthz to turn unhealthy", 30*time.Second, func() bool {
 		code, _ := get(t, base+"/healthz")

@@ -23,7 +23,7 @@ func TestTLSFromConfig(t *testing.T) {
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	checkFrames(t, rv.Frames(), 160, 120)
+	checkFrames(t, storedFrames(t, rv.Frames()), 160, 120)
 
 	other := testutil.NewPKI(t, "some other CA") // a CA the agent does not trust
 	rv2 := startRecv(t, "127.0.0.1:0", func(o *receiver.Options) { o.TLS = other.ServerTLS(false) })

@@ -508,9 +508,9 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// delivered books a delivered frame and, in seed mode (or after a server
-// talked out of turn), ends the connection.
-func (s *Sender) delivered(n int64) {
+// book counts a frame whose GOT IMAGE was read: the backoff and the
+// failure budget start over, the stats record the success.
+func (s *Sender) book(n int64) {
 	s.connFrames++
 	s.bo.Reset()
 	s.owed = 0
@@ -522,6 +522,12 @@ func (s *Sender) delivered(n int64) {
 	s.st.LastError = ""
 	s.st.RetryDelay = 0
 	s.mu.Unlock()
+}
+
+// delivered books a delivered frame and, in seed mode (or after a server
+// talked out of turn), ends the connection.
+func (s *Sender) delivered(n int64) {
+	s.book(n)
 	addr := s.o.Addresses[s.addrIdx]
 	if b := s.ar.Buffered(); len(b) > 0 {
 		s.log.Warn("server sent bytes after GOT IMAGE; closing the connection", "addr", addr, "bytes", wire.Quote(b))

@@ -533,19 +533,7 @@ func (s *Sender) abandon(why *Error, done func(Outcome)) {
 }
 
 // deliveredInWindow books a frame's GOT IMAGE read by the window's reader.
-func (s *Sender) deliveredInWindow(n int64) {
-	s.connFrames++
-	s.bo.Reset()
-	s.owed = 0
-	now := time.Now()
-	s.mu.Lock()
-	s.st.Sent++
-	s.st.Bytes += uint64(n)
-	s.st.LastSuccess = now
-	s.st.LastError = ""
-	s.st.RetryDelay = 0
-	s.mu.Unlock()
-}
+func (s *Sender) deliveredInWindow(n int64) { s.book(n) }
 
 // endWindow stops the reader once the connection is closed, so that s.ar
 // is the Send goroutine's again. Frames still in flight are the caller's

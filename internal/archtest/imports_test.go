@@ -50,6 +50,7 @@ var rules = []struct {
 	{"framepush/capture/testpattern", join(cameraAndGPIO, []string{"framepush/queue", "framepush/sender", "framepush/receiver", "framepush/agent", "framepush/config"}), "a source knows the contracts, nothing downstream"},
 	{"framepush/capture/signal", join(cameraAndGPIO, []string{"framepush/queue", "framepush/sender", "framepush/receiver", "framepush/agent", "framepush/config"}), "a trigger knows the contracts, nothing downstream"},
 	{"framepush/config", join(cameraAndGPIO, []string{"framepush/capture", "framepush/agent", "framepush/queue", "framepush/sender", "framepush/receiver"}), "configuration is data; the agent turns it into parts"},
+	{"framepush/agent", join(serverClients, []string{"framepush/receiver", "framepush/store/", "framepush/notify"}), "the agent reaches receivers only through its Transport (the sender); a receiver appears in its tests, never in its code"},
 	{"framepush/cmd/framepush", join(serverClients, []string{"framepush/receiver", "framepush/store/", "framepush/notify", "html/template"}), "the board binary stays small: no S3 or MQTT client, no receiver, no receiver page (its snapshot uses view/mjpeg only)"},
 	{"framepush/store/s3", join(cameraAndGPIO, agentSide, []string{"framepush/queue", "framepush/sender"}), "the S3 store is the receiver's: behind receiver.Store, linked by framerecv only"},
 	{"framepush/view/mjpeg", anyProject, "the MJPEG writer is linked into the agent: standard library only"},

@@ -79,6 +79,10 @@ if [ "${BENCH_SKIP_GO:-0}" != 1 ]; then
         for (i = 2; i < NF; i++) v[$(i+1)] = $i
         printf "  %-24s framerecv %8.1f  win %8.1f  plain %8.1f  ratio %.2fx  win %.2fx  (buffered %.2fx  win %.2fx)  cond %8.1f  ratio %.2fx\n", name, v["frames/s"], v["win-frames/s"], v["plain-frames/s"], v["x-plain"], v["win-x-plain"], v["buf-x-plain"], v["buf-win-x-plain"], v["cond-frames/s"], v["x-cond"]
       }' "$work/go-bench.txt"
+      awk '/^BenchmarkS3SlowLink/ {
+        for (i = 2; i < NF; i++) v[$(i+1)] = $i
+        printf "  1 MiB, agent on 20 Mbit/s, store at 100 Mbit/s + 5 ms: streamed %.2f frames/s, buffered %.2f, ratio %.2fx (agent link %.2f)\n", v["stream-frames/s"], v["buf-frames/s"], v["stream-x-buffered"], v["agent-link-frames/s"]
+      }' "$work/go-bench.txt"
     } | tee -a "$summary"
   else
     say "S3 benchmark did not run: versitygw is missing (bash scripts/deps.sh installs it)"

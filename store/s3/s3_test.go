@@ -47,7 +47,9 @@ func newStore(t testing.TB, gw *s3test.Server, cfg s3store.Config) (*s3store.Sto
 	if cfg.URL == "" {
 		cfg.URL = "s3://" + bucket + "/site1"
 	}
-	cfg.Endpoint = gw.Endpoint
+	if cfg.Endpoint == "" {
+		cfg.Endpoint = gw.Endpoint
+	}
 	if cfg.MaxFrameSize == 0 {
 		cfg.MaxFrameSize = 4 << 20
 	}
@@ -343,7 +345,7 @@ func TestResendIsStoredOnce(t *testing.T) {
 	}
 }
 
-func metricsText(t *testing.T, srv *receiver.Server) string {
+func metricsText(t testing.TB, srv *receiver.Server) string {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))

@@ -34,7 +34,7 @@ func streamMeta(id string, data []byte, sha bool) *wire.Meta {
 }
 
 // metricValue is the value of one metric line, "" when absent.
-func metricValue(t *testing.T, r *rig, name string) string {
+func metricValue(t testing.TB, r *rig, name string) string {
 	t.Helper()
 	for _, line := range strings.Split(metricsText(t, r.srv), "\n") {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"sync"
 	"time"
 
@@ -167,8 +168,11 @@ func (u *upload) commitStream(ext string) (receiver.Committed, error) {
 		return u.result(ctx, sp.key, sp.sum, ext, &timeoutError{after: s.timeout, err: err})
 	}
 	er := minio.ToErrorResponse(err)
-	if err == nil || (er.StatusCode != 0 && er.Code != "RequestTimeout") {
-		return u.result(ctx, sp.key, sp.sum, ext, err) // the store's answer: stored, 412, 403, 5xx
+	var ne net.Error
+	if err == nil || (er.StatusCode != 0 && er.Code != "RequestTimeout") || (errors.As(err, &ne) && ne.Timeout()) {
+		// The store's answer (stored, 412, 403, 5xx), or no answer in
+		// time (the transport's response timeout): as a buffered PUT's.
+		return u.result(ctx, sp.key, sp.sum, ext, err)
 	}
 	// The connection failed under the PUT, or the store gave up on a slow
 	// body. A store that refuses the PUT early (versitygw answers

@@ -1,6 +1,6 @@
 # Sourced by scripts/deps.sh and scripts/test.sh: the version-keyed Go tool
 # cache. A tool is used only from $(tool_dir NAME), which deps.sh fills with
-# `go install PKG@VERSION`; nothing on PATH or in GOPATH/bin counts.
+# go install of the pinned module version (tools.txt); nothing on PATH or in GOPATH/bin counts.
 FRAMEPUSH_TOOLS=${FRAMEPUSH_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/framepush/tools}
 _tools_list="$(dirname "${BASH_SOURCE[0]}")/../tools.txt"
 

@@ -59,7 +59,7 @@ bc=$work/bin/benchcmp
 # --- 1 and 2: Go benchmarks --------------------------------------------------
 if [ "${BENCH_SKIP_GO:-0}" != 1 ]; then
   pkgs=()
-  for p in wire capture capture/mjpeg capture/testpattern queue receiver sender agent internal/e2e store/s3; do
+  for p in wire capture capture/mjpeg capture/testpattern queue receiver sender agent internal/e2e store/s3 view notify/mqtt; do
     [ -d "$p" ] && grep -qs '^func Benchmark' "$p"/*_test.go && pkgs+=("./$p")
   done
   step "go test -bench (${pkgs[*]}), -benchtime $benchtime"

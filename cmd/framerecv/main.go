@@ -248,6 +248,19 @@ func (s *settings) folder() string {
 	return s.store
 }
 
+// loadCAFlag reads the PEM certificates of the file given to --flag.
+func loadCAFlag(flag, file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("cannot read --%s: %w", flag, err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--%s %s holds no PEM certificate", flag, file)
+	}
+	return pool, nil
+}
+
 // tlsConfig loads the certificate, key and client CAs, if configured.
 func (s *settings) tlsConfig() (*tls.Config, error) {
 	if s.tlsCert == "" {
@@ -259,13 +272,9 @@ func (s *settings) tlsConfig() (*tls.Config, error) {
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if s.tlsClientCA != "" {
-		pem, err := os.ReadFile(s.tlsClientCA)
+		pool, err := loadCAFlag("tls-client-ca", s.tlsClientCA)
 		if err != nil {
-			return nil, fmt.Errorf("cannot read --tls-client-ca: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("--tls-client-ca %s holds no PEM certificate", s.tlsClientCA)
+			return nil, err
 		}
 		cfg.ClientCAs = pool
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert

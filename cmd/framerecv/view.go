@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -158,13 +157,9 @@ func (v *viewSettings) start(httpOn bool, log *slog.Logger) (*viewer, error) {
 		if v.mqttCA != "" || v.mqttCert != "" || strings.HasPrefix(v.mqttURL, "ssl:") || strings.HasPrefix(v.mqttURL, "tls:") || strings.HasPrefix(v.mqttURL, "mqtts:") {
 			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
 			if v.mqttCA != "" {
-				pem, err := os.ReadFile(v.mqttCA)
+				pool, err := loadCAFlag("mqtt-ca", v.mqttCA)
 				if err != nil {
-					return nil, fmt.Errorf("cannot read --mqtt-ca: %w", err)
-				}
-				pool := x509.NewCertPool()
-				if !pool.AppendCertsFromPEM(pem) {
-					return nil, fmt.Errorf("--mqtt-ca %s holds no PEM certificate", v.mqttCA)
+					return nil, err
 				}
 				tlsCfg.RootCAs = pool
 			}
